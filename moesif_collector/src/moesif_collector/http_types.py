@@ -1,0 +1,101 @@
+"""Tiny request and response values shared by the API, admin and web modules.
+
+Handlers get a :class:`Request` and return a :class:`Response` instead of touching the socket, which
+keeps routing logic small and keeps all socket writing (and its error handling) in ``server.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Optional
+
+from .body import read_raw
+
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+@dataclass
+class Response:
+    """Status, headers and body of one answer. ``hang`` asks the server to never answer (a fault)."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    close: bool = False
+    hang: bool = False
+
+
+class Request:
+    """One parsed HTTP request; the body is read on demand so limits apply before any byte is read."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, list[str]],
+        headers: Mapping[str, str],
+        rfile: BinaryIO,
+        max_body: int,
+    ) -> None:
+        """Keep the request parts; ``headers`` keys are matched case-insensitively."""
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = {key.lower(): value for key, value in headers.items()}
+        self._rfile = rfile
+        self.max_body = max_body
+        self.body_consumed = False
+
+    def header(self, name: str) -> Optional[str]:
+        """A header value by case-insensitive name, or ``None``."""
+        return self.headers.get(name.lower())
+
+    def param(self, name: str, default: str = "") -> str:
+        """The first value of a query parameter, or ``default``."""
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    @property
+    def has_body(self) -> bool:
+        """Whether the client announced a body (which must be consumed to keep the connection)."""
+        if "chunked" in (self.header("transfer-encoding") or "").lower():
+            return True
+        length = self.header("content-length")
+        return length is not None and length.strip() not in ("", "0")
+
+    def read_body(self, max_bytes: Optional[int] = None) -> bytes:
+        """Read the raw body (once), raising :class:`~.body.BodyError` when it is refused."""
+        if self.body_consumed:
+            raise RuntimeError("body already read")
+        if not self.has_body:
+            self.body_consumed = True
+            return b""
+        data = read_raw(self._rfile, self.headers, self.max_body if max_bytes is None else max_bytes)
+        self.body_consumed = True
+        return data
+
+
+def json_response(status: int, value: Any, headers: Optional[dict[str, str]] = None) -> Response:
+    """Serialise ``value`` as the JSON body of a response."""
+    body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    all_headers = {"Content-Type": JSON_TYPE}
+    all_headers.update(headers or {})
+    return Response(status, body, all_headers)
+
+
+def error_response(status: int, message: str, headers: Optional[dict[str, str]] = None) -> Response:
+    """The JSON error shape used everywhere: ``{"error": <reason phrase>, "message": <details>}``."""
+    reasons = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        411: "Length Required",
+        413: "Payload Too Large",
+        415: "Unsupported Media Type",
+        429: "Too Many Requests",
+        500: "Internal Server Error",
+    }
+    return json_response(status, {"error": reasons.get(status, "Error"), "message": message}, headers)

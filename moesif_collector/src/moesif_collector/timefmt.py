@@ -1,0 +1,77 @@
+"""Time parsing and formatting in the wire format.
+
+Events carry times as UTC ISO-8601 strings with milliseconds and no offset (see WIRE.md). Clients are
+not all well behaved (some add ``Z`` or an offset, some send microseconds), so parsing is tolerant and
+never depends on the machine's time zone: everything is converted to naive UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+
+_ISO_RE = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<frac>\d+))?)?"
+    r"(?P<tz>Z|z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def utc_now() -> datetime:
+    """Return the current time as a naive UTC datetime (the wire format has no offset)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def format_time(value: datetime) -> str:
+    """Format a naive UTC datetime as ``YYYY-MM-DDTHH:MM:SS.mmm``, the wire format and our storage format.
+
+    A fixed-width format keeps string order equal to time order, so SQLite can compare and index it.
+    """
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23]
+
+
+def parse_time(value: object) -> Optional[datetime]:
+    """Parse an event time into naive UTC, or ``None`` when it is not a recognisable ISO-8601 time.
+
+    Accepts any number of fractional digits, ``Z`` and ``+hh:mm`` offsets, since a collector must
+    store what it is sent rather than reject a whole batch for a cosmetic difference.
+    """
+    if not isinstance(value, str):
+        return None
+    match = _ISO_RE.match(value.strip())
+    if match is None:
+        return None
+    frac = (match.group("frac") or "0")[:6].ljust(6, "0")
+    try:
+        parsed = datetime.strptime(
+            f"{match.group('date')}T{match.group('h')}:{match.group('m')}:{match.group('s') or '00'}",
+            "%Y-%m-%dT%H:%M:%S",
+        ).replace(microsecond=int(frac))
+    except ValueError:
+        return None
+    tz = match.group("tz")
+    if tz and tz not in ("Z", "z"):
+        sign = 1 if tz[0] == "+" else -1
+        digits = tz[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        parsed = parsed - sign * offset
+    return parsed
+
+
+def normalize_time(value: object) -> Optional[str]:
+    """Return the storage form of an event time: normalised when parseable, else the raw string."""
+    parsed = parse_time(value)
+    if parsed is not None:
+        return format_time(parsed)
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def duration_ms(start: object, end: object) -> Optional[float]:
+    """Milliseconds between two event times, or ``None`` when either is missing or unparseable."""
+    begin = parse_time(start)
+    finish = parse_time(end)
+    if begin is None or finish is None:
+        return None
+    return round((finish - begin).total_seconds() * 1000.0, 3)

@@ -1,0 +1,40 @@
+"""moesif_core: what every Moesif adapter shares.
+
+Adapters translate their framework's objects into a :class:`RawCapture` and hand it to an :class:`Agent`; the
+agent's workers build the wire events (:class:`EventModel`) and ship them.
+"""
+
+from .agent import Agent
+from .api import MoesifAPI, MoesifAPIClient, ProfileHelpers
+from .body import TRUNCATED_METADATA_KEY, BodyTap, encode_body
+from .build import TRANSACTION_ID_HEADER, EventBuilder
+from .capture import RawCapture
+from .client import IngestionClient, MoesifAPIError
+from .event import EventModel, EventRequestModel, EventResponseModel
+from .guard import call_user, capture_internal_exceptions
+from .masking import MASK
+from .settings import Settings
+from .version import __version__
+
+__all__ = [
+    "Agent",
+    "BodyTap",
+    "EventBuilder",
+    "EventModel",
+    "EventRequestModel",
+    "EventResponseModel",
+    "IngestionClient",
+    "MASK",
+    "MoesifAPI",
+    "MoesifAPIClient",
+    "MoesifAPIError",
+    "ProfileHelpers",
+    "RawCapture",
+    "Settings",
+    "TRANSACTION_ID_HEADER",
+    "TRUNCATED_METADATA_KEY",
+    "__version__",
+    "call_user",
+    "capture_internal_exceptions",
+    "encode_body",
+]

@@ -1,0 +1,275 @@
+"""The shipper: a bounded queue, background workers that build and send batches, flush at exit, fork safety.
+
+The request path calls :meth:`Agent.capture` and nothing else: it puts the raw capture into the queue (or drops
+and counts it when the queue is full) and returns. Workers take batches, build events (JSON, base64, masking,
+``MASK_EVENT_MODEL``), gzip and POST them, and retry failures with exponential backoff and jitter, honouring
+``Retry-After``. A worker holding a failed batch takes no new one, so while the collector is away the queue's
+bounds are what bound memory, and what fits in them arrives once it is back.
+
+Workers start on the first capture, so a middleware built in a pre-fork master (gunicorn ``--preload``) starts
+nothing there; a forked child gets an empty queue of its own and starts its own workers; a worker that died is
+restarted on the next capture. At interpreter exit the queue is flushed within ``EXIT_FLUSH_TIMEOUT`` and exit
+never waits longer (the workers are daemon threads).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from typing import Any, Callable, Dict, List, Optional
+
+from .build import EventBuilder
+from .capture import RawCapture
+from .client import IngestionClient, dumps
+from .queue import EventQueue
+from .settings import Settings
+from .stats import Stats
+
+logger = logging.getLogger("moesif")
+
+#: First retry delay, in seconds; doubled on each failure up to :data:`MAX_BACKOFF`, with jitter.
+INITIAL_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+#: Longest ``Retry-After`` honoured, so a bad header cannot stall shipping for hours.
+MAX_RETRY_AFTER = 300.0
+#: Drops are logged at most this often (seconds).
+DROP_LOG_INTERVAL = 60.0
+
+
+def configure_debug_logging(debug: bool) -> None:
+    """``DEBUG``/``LOCAL_DEBUG``: show the ``moesif`` logger's debug output even if the app set up no logging."""
+    if not debug:
+        return
+    logger.setLevel(logging.DEBUG)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+
+
+class Agent:
+    """Owns the queue, the workers and the client for one settings object."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        user_agent: str,
+        client: Optional[IngestionClient] = None,
+    ) -> None:
+        self.settings = settings
+        self.builder = EventBuilder(settings)
+        self.client = client or IngestionClient(
+            settings.application_id, settings.base_uri, user_agent=user_agent, timeout=settings.request_timeout
+        )
+        self.stats = Stats()
+        #: Called (in a worker) with the config ETag a batch response carried; set by the config manager.
+        self.on_config_etag: Optional[Callable[[str], None]] = None
+        configure_debug_logging(settings.debug)
+        self._init_process_state()
+        ref = weakref.ref(self)
+        atexit.register(_atexit, ref)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=lambda: _after_fork(ref))
+
+    def _init_process_state(self) -> None:
+        s = self.settings
+        self._pid = os.getpid()
+        self._queue = EventQueue(s.event_queue_size, s.event_queue_max_bytes, s.batch_size)
+        self._threads: List[threading.Thread] = []
+        self._start_lock = threading.Lock()
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+        self._wakeup = threading.Event()
+        self._deadline: Optional[float] = None
+        self._shutdown = False
+        self._last_drop_log = 0.0
+        self._drops_since_log = 0
+
+    # -- request path ------------------------------------------------------------------------------------------
+
+    def capture(self, raw: RawCapture) -> bool:
+        """Queue ``raw`` for the workers; ``False`` if it was dropped. Never blocks on the network; never raises."""
+        try:
+            if self._pid != os.getpid() or not self._workers_alive():
+                self._start_workers()
+            if self._queue.put(raw):
+                return True
+            self._note_drop()
+        except Exception:
+            logger.warning("moesif: could not queue an event", exc_info=True)
+        return False
+
+    def _workers_alive(self) -> bool:
+        threads = self._threads
+        return bool(threads) and all(t.is_alive() for t in threads)
+
+    def _start_workers(self) -> None:
+        with self._start_lock:
+            if self._pid != os.getpid():  # forked without the hook (should not happen): start afresh
+                self._init_process_state()
+            if self._shutdown:
+                return
+            alive = [t for t in self._threads if t.is_alive()]
+            if len(alive) < len(self._threads):
+                logger.warning("moesif: a worker thread had stopped; restarting it")
+            while len(alive) < self.settings.event_worker_count:
+                t = threading.Thread(target=self._run, name=f"moesif-worker-{len(alive)}", daemon=True)
+                t.start()
+                alive.append(t)
+            self._threads = alive
+
+    def _note_drop(self) -> None:
+        self._drops_since_log += 1
+        now = time.monotonic()
+        if now - self._last_drop_log >= DROP_LOG_INTERVAL:
+            logger.warning(
+                "moesif: event queue full (%d events, %d bytes); dropped %d event(s) since the last message",
+                len(self._queue), self._queue.bytes, self._drops_since_log,
+            )
+            self._last_drop_log = now
+            self._drops_since_log = 0
+
+    # -- workers -----------------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        queue = self._queue
+        while True:
+            batch = queue.take(self.settings.event_batch_timeout)
+            if not batch:
+                if self._shutdown:
+                    return
+                continue
+            with self._inflight_lock:
+                self._inflight += len(batch)
+            try:
+                self._process(batch)
+            except Exception:
+                logger.warning("moesif: worker error; %d event(s) lost", len(batch), exc_info=True)
+                self.stats.add(failed=len(batch))
+            finally:
+                with self._inflight_lock:
+                    self._inflight -= len(batch)
+
+    def _process(self, batch: List[RawCapture]) -> None:
+        events: List[Dict[str, Any]] = []
+        for raw in batch:
+            event = self.builder.build(raw)
+            if event is not None:
+                events.append(event)
+        if len(events) < len(batch):
+            self.stats.add(failed=len(batch) - len(events))
+        if events:
+            self._ship(events)
+
+    def _ship(self, events: List[Dict[str, Any]]) -> None:
+        body = dumps(events)
+        n = len(events)
+        backoff = INITIAL_BACKOFF
+        while True:
+            result = self.client.send_events(body)
+            if result.config_etag and self.on_config_etag is not None:
+                try:
+                    self.on_config_etag(result.config_etag)
+                except Exception:
+                    logger.debug("moesif: config refresh hook failed", exc_info=True)
+            if result.ok:
+                self.stats.add(sent=n, batches=1)
+                logger.debug("moesif: sent a batch of %d event(s)", n)
+                return
+            if not result.retryable:
+                self.stats.add(failed=n)
+                logger.warning("moesif: the collector refused a batch of %d event(s) (%s); dropped", n,
+                               result.error)
+                return
+            self.stats.add(retried=1)
+            if result.retry_after is not None:
+                wait = min(result.retry_after, MAX_RETRY_AFTER)
+            else:
+                wait = backoff * random.uniform(0.5, 1.5)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            deadline = self._deadline
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.stats.add(failed=n)
+                    logger.warning("moesif: %d event(s) not sent before the flush deadline (%s)", n, result.error)
+                    return
+                wait = min(wait, remaining)
+            logger.debug("moesif: batch of %d failed (%s); retrying in %.2fs", n, result.error, wait)
+            self._wakeup.wait(wait)
+
+    # -- flushing ----------------------------------------------------------------------------------------------
+
+    def pending(self) -> int:
+        """Events queued or being sent."""
+        return len(self._queue) + self._inflight
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Send what is queued now; wait at most ``timeout`` seconds. ``True`` if everything was handled."""
+        if self._pid != os.getpid():
+            return True
+        if len(self._queue) and not self._workers_alive():
+            self._start_workers()
+        deadline = time.monotonic() + timeout
+        self._deadline = deadline
+        try:
+            while self.pending():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._queue.wake()
+                # poll with a deadline: workers make progress on their own; we only watch
+                time.sleep(min(0.005, remaining))
+            return True
+        finally:
+            self._deadline = None
+
+    def shutdown(self, timeout: Optional[float] = None) -> bool:
+        """Flush within ``timeout`` (default ``EXIT_FLUSH_TIMEOUT``) and stop the workers."""
+        if self._shutdown:
+            return True
+        if timeout is None:
+            timeout = self.settings.exit_flush_timeout
+        done = self.flush(timeout) if self.pending() else True
+        self._shutdown = True
+        left = self.pending()
+        if left:
+            self.stats.add(failed=left)
+            logger.warning("moesif: %d event(s) not sent at exit (collector unreachable within %.1fs)", left,
+                           timeout)
+        self._queue.wake(close=True)
+        self._wakeup.set()
+        return done
+
+    def snapshot(self) -> Dict[str, int]:
+        """The counters: queued, sent, dropped, failed, retried, batches, and the current queue length."""
+        d = self.stats.snapshot()
+        d["queued"] = self._queue.accepted
+        d["dropped"] = self._queue.refused
+        d["pending"] = self.pending()
+        return d
+
+    def _after_fork_in_child(self) -> None:
+        self._init_process_state()
+        self.stats = Stats()
+
+
+def _atexit(ref: weakref.ReferenceType[Agent]) -> None:
+    agent = ref()
+    if agent is not None and agent._pid == os.getpid():
+        try:
+            agent.shutdown()
+        except Exception:
+            logger.debug("moesif: error during exit flush", exc_info=True)
+
+
+def _after_fork(ref: weakref.ReferenceType[Agent]) -> None:
+    agent = ref()
+    if agent is not None:
+        agent._after_fork_in_child()

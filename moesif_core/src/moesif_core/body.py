@@ -1,0 +1,66 @@
+"""Body capture on the request path, body encoding in the worker.
+
+:class:`BodyTap` is what an adapter feeds chunks into as they pass: it keeps at most ``limit`` bytes and counts
+the rest, so an upload or a download of any size costs the middleware no more than the cap.
+:func:`encode_body` turns the kept bytes into the wire form: parsed JSON when the body is a JSON object or array,
+base64 of the raw bytes otherwise (forms, text, binary, malformed JSON, truncated bodies).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, List, Optional, Tuple
+
+#: The ``metadata`` key that marks a body cut at ``MAX_BODY_SIZE``: ``{"request": <bytes seen>, ...}``.
+TRUNCATED_METADATA_KEY = "moesif_body_truncated"
+
+
+class BodyTap:
+    """Keeps the first ``limit`` bytes of a body seen in chunks, and the total size."""
+
+    __slots__ = ("limit", "chunks", "kept", "total")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.chunks: List[bytes] = []
+        self.kept = 0
+        self.total = 0
+
+    def feed(self, chunk: bytes) -> None:
+        n = len(chunk)
+        self.total += n
+        room = self.limit - self.kept
+        if room <= 0 or not n:
+            return
+        if n > room:
+            chunk = chunk[:room]
+            n = room
+        self.chunks.append(chunk)
+        self.kept += n
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.kept
+
+    def data(self) -> bytes:
+        """The kept bytes, joined. Called by the worker, not on the request path."""
+        if len(self.chunks) == 1:
+            return self.chunks[0]
+        return b"".join(self.chunks)
+
+
+def encode_body(data: Optional[bytes], truncated: bool = False) -> Tuple[Any, Optional[str]]:
+    """Return ``(body, transfer_encoding)`` for the event.
+
+    ``(None, None)`` for no body; ``(parsed, "json")`` for a whole JSON object or array; otherwise
+    ``(base64 string, "base64")``. A truncated body is never parsed: half a JSON document is not JSON.
+    """
+    if not data:
+        return None, None
+    if not truncated and data.lstrip()[:1] in (b"{", b"["):
+        try:
+            return json.loads(data), "json"
+        except Exception:  # noqa: BLE001 - ValueError, UnicodeDecodeError, RecursionError: all mean "not JSON"
+            pass
+    return base64.b64encode(data).decode("ascii"), "base64"

@@ -1,0 +1,107 @@
+"""The raw parts of one API call, as the request path copies them.
+
+An adapter fills a :class:`RawCapture` with what it must copy while the framework's objects are live: the method,
+URL, headers as given, the body taps, the peer address and the results of the user's callbacks. Everything else
+(header naming, IP and user extraction, body parsing, masking, serialising) is done later by the worker in
+:mod:`moesif_core.build`, off the request path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Tuple
+
+from .body import BodyTap
+
+HeaderPairs = Iterable[Tuple[str, str]]
+
+#: Fixed per-event allowance, in bytes, for headers and bookkeeping in the queue's byte bound.
+EVENT_OVERHEAD_BYTES = 1024
+
+
+class RawCapture:
+    """One call's raw parts. Attributes left ``None`` become ``null`` (or are derived) in the event."""
+
+    __slots__ = (
+        "direction",
+        "request_time",
+        "response_time",
+        "method",
+        "uri",
+        "request_headers",
+        "wsgi_headers",
+        "request_body",
+        "response_status",
+        "response_headers",
+        "response_body",
+        "peer_ip",
+        "user_id",
+        "company_id",
+        "session_token",
+        "metadata",
+        "api_version",
+        "transaction_id",
+        "blocked_by",
+        "weight",
+        "log_body",
+        "head",
+    )
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        uri: str,
+        request_time: float,
+        direction: str = "Incoming",
+        request_headers: HeaderPairs = (),
+        wsgi_headers: bool = False,
+        request_body: Optional[BodyTap] = None,
+        response_time: Optional[float] = None,
+        response_status: Optional[int] = None,
+        response_headers: HeaderPairs = (),
+        response_body: Optional[BodyTap] = None,
+        peer_ip: Optional[str] = None,
+        user_id: Any = None,
+        company_id: Any = None,
+        session_token: Any = None,
+        metadata: Any = None,
+        api_version: Any = None,
+        transaction_id: Optional[str] = None,
+        blocked_by: Optional[str] = None,
+        weight: Optional[int] = None,
+        log_body: bool = True,
+    ) -> None:
+        self.direction = direction
+        self.request_time = request_time
+        self.response_time = response_time
+        self.method = method
+        self.uri = uri
+        #: ``(name, value)`` pairs as the framework gives them; with ``wsgi_headers`` they are environ items
+        #: (``HTTP_X_CASE``, ``CONTENT_TYPE``) and the worker turns them into header names.
+        self.request_headers = request_headers
+        self.wsgi_headers = wsgi_headers
+        self.request_body = request_body
+        self.response_status = response_status
+        self.response_headers = response_headers
+        self.response_body = response_body
+        self.peer_ip = peer_ip
+        self.user_id = user_id
+        self.company_id = company_id
+        self.session_token = session_token
+        self.metadata = metadata
+        self.api_version = api_version
+        self.transaction_id = transaction_id
+        self.blocked_by = blocked_by
+        self.weight = weight
+        self.log_body = log_body
+        #: A HEAD request: the response has no body whatever the framework wrote.
+        self.head = method == "HEAD"
+
+    def size_estimate(self) -> int:
+        """Bytes this capture holds, for the queue's byte bound: the kept bodies plus a fixed overhead."""
+        size = EVENT_OVERHEAD_BYTES
+        if self.request_body is not None:
+            size += self.request_body.kept
+        if self.response_body is not None:
+            size += self.response_body.kept
+        return size

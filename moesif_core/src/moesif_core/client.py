@@ -1,0 +1,221 @@
+"""The ingestion API client: one pooled ``requests.Session`` per process, gzip, timeouts on every call.
+
+:meth:`IngestionClient.send_events` is what the worker calls; it never raises and returns a :class:`SendResult`
+that says whether to retry and when. The profile calls (``update_user`` and friends) are made from the user's
+thread, validated before any network call, and raise :class:`MoesifAPIError` on failure.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import requests
+
+from .settings import DEFAULT_BASE_URI
+from .version import __version__
+
+logger = logging.getLogger("moesif")
+
+CONFIG_ETAG_HEADER = "X-Moesif-Config-ETag"
+#: Seconds to wait for a TCP connection to the collector.
+CONNECT_TIMEOUT = 3.0
+#: Statuses after which a batch is sent again (anything else in 4xx is the payload's fault and dropped).
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class MoesifAPIError(Exception):
+    """A profile call was refused by the ingestion API or could not reach it."""
+
+    def __init__(self, message: str, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class SendResult:
+    ok: bool
+    retryable: bool = False
+    status: Optional[int] = None
+    retry_after: Optional[float] = None
+    config_etag: Optional[str] = None
+    error: Optional[str] = None
+
+
+def parse_retry_after(value: Optional[str]) -> Optional[float]:
+    """``Retry-After`` as seconds: an integer, or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        import time
+
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def dumps(payload: Any) -> bytes:
+    """JSON for the wire; values JSON cannot hold (a user's metadata object) go as their ``str``."""
+    return json.dumps(payload, default=str, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class IngestionClient:
+    """HTTP to ``{BASE_URI}/v1/...``. Thread-safe; recreates its session in a forked child."""
+
+    def __init__(
+        self,
+        application_id: str,
+        base_uri: str = DEFAULT_BASE_URI,
+        user_agent: str = f"moesif-core-python/{__version__}",
+        timeout: float = 10.0,
+    ) -> None:
+        self.application_id = application_id
+        self.base_uri = base_uri.rstrip("/")
+        self.user_agent = user_agent
+        self.timeout = timeout
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._session: Optional[requests.Session] = None
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None or self._pid != os.getpid():
+            with self._lock:
+                if self._session is None or self._pid != os.getpid():
+                    s = requests.Session()
+                    s.headers.update(
+                        {
+                            "X-Moesif-Application-Id": self.application_id,
+                            "User-Agent": self.user_agent,
+                            "Content-Type": "application/json; charset=utf-8",
+                            "Accept": "application/json",
+                        }
+                    )
+                    s.trust_env = False  # a proxy from the environment is the user's to configure on BASE_URI
+                    self._session = s
+                    self._pid = os.getpid()
+        return self._session
+
+    def url(self, path: str) -> str:
+        return self.base_uri + path
+
+    def post(self, path: str, body: bytes, *, compress: bool = True) -> requests.Response:
+        headers = {}
+        if compress:
+            body = gzip.compress(body, compresslevel=5)
+            headers["Content-Encoding"] = "gzip"
+        return self.session.post(self.url(path), data=body, headers=headers,
+                                 timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout))
+
+    def get(self, path: str, headers: Optional[Mapping[str, str]] = None) -> requests.Response:
+        return self.session.get(self.url(path), headers=dict(headers or {}),
+                                timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout))
+
+    def send_events(self, body: bytes) -> SendResult:
+        """POST an already serialised JSON array to ``/v1/events/batch``. Never raises."""
+        try:
+            resp = self.post("/v1/events/batch", body)
+        except requests.RequestException as exc:
+            return SendResult(ok=False, retryable=True, error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001
+            return SendResult(ok=False, retryable=True, error=f"{type(exc).__name__}: {exc}")
+        etag = resp.headers.get(CONFIG_ETAG_HEADER)
+        resp.close()
+        if 200 <= resp.status_code < 300:
+            return SendResult(ok=True, status=resp.status_code, config_etag=etag)
+        return SendResult(
+            ok=False,
+            retryable=resp.status_code in RETRYABLE_STATUS,
+            status=resp.status_code,
+            retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+            config_etag=etag,
+            error=f"HTTP {resp.status_code}",
+        )
+
+    # -- profiles --------------------------------------------------------------------------------------------
+
+    def _send_profile(self, path: str, payload: Any) -> None:
+        try:
+            resp = self.post(path, dumps(payload))
+        except requests.RequestException as exc:
+            raise MoesifAPIError(f"moesif: could not reach {self.url(path)}: {exc}") from exc
+        if not 200 <= resp.status_code < 300:
+            raise MoesifAPIError(
+                f"moesif: {self.url(path)} answered HTTP {resp.status_code}: {resp.text[:200]}", resp.status_code
+            )
+
+    def update_user(self, user: Mapping[str, Any]) -> None:
+        self._send_profile("/v1/users", validate_profile(user, "user"))
+
+    def update_users_batch(self, users: Sequence[Mapping[str, Any]]) -> None:
+        self._send_profile("/v1/users/batch", validate_profiles(users, "user"))
+
+    def update_company(self, company: Mapping[str, Any]) -> None:
+        self._send_profile("/v1/companies", validate_profile(company, "company"))
+
+    def update_companies_batch(self, companies: Sequence[Mapping[str, Any]]) -> None:
+        self._send_profile("/v1/companies/batch", validate_profiles(companies, "company"))
+
+    def update_subscription(self, subscription: Mapping[str, Any]) -> None:
+        self._send_profile("/v1/subscriptions", validate_profile(subscription, "subscription"))
+
+    def update_subscriptions_batch(self, subscriptions: Sequence[Mapping[str, Any]]) -> None:
+        self._send_profile("/v1/subscriptions/batch", validate_profiles(subscriptions, "subscription"))
+
+
+_REQUIRED = {
+    "user": ("user_id",),
+    "company": ("company_id",),
+    "subscription": ("subscription_id", "company_id"),
+}
+
+
+def _plain(profile: Any) -> Dict[str, Any]:
+    """Accept a dict or an object with the originals' model shape (attributes or ``to_dictionary()``)."""
+    if isinstance(profile, Mapping):
+        return dict(profile)
+    for method in ("to_dictionary", "to_dict"):
+        fn = getattr(profile, method, None)
+        if callable(fn):
+            result = fn()
+            if isinstance(result, Mapping):
+                return dict(result)
+    if hasattr(profile, "__dict__"):
+        return {k: v for k, v in vars(profile).items() if not k.startswith("_") and v is not None}
+    raise TypeError(f"moesif: a profile must be a dict, got {type(profile).__name__}.")
+
+
+def validate_profile(profile: Any, kind: str) -> Dict[str, Any]:
+    """Check the required ids of one profile; raise ``ValueError`` naming the missing field."""
+    data = _plain(profile)
+    for key in _REQUIRED[kind]:
+        value = data.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ValueError(
+                f"moesif: a {kind} profile needs {' and '.join(repr(k) for k in _REQUIRED[kind])}; "
+                f"{key!r} is missing or empty in {sorted(data)!r}."
+            )
+    return data
+
+
+def validate_profiles(profiles: Any, kind: str) -> List[Dict[str, Any]]:
+    if isinstance(profiles, (Mapping, str, bytes)) or not isinstance(profiles, Sequence):
+        raise TypeError(f"moesif: the {kind}s batch must be a list of {kind} dicts, got {type(profiles).__name__}.")
+    out = []
+    for i, p in enumerate(profiles):
+        try:
+            out.append(validate_profile(p, kind))
+        except ValueError as exc:
+            raise ValueError(f"{exc} (item {i} of the batch)") from None
+    return out

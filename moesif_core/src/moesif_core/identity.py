@@ -1,0 +1,146 @@
+"""Who made the call and from where: user id from the authorization headers, client IP from forwarding headers.
+
+Everything here takes untrusted input and returns ``None`` rather than raising.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+from typing import Any, Mapping, Optional
+
+# The forwarding headers, in the order the originals check them (lower-case names).
+IP_HEADERS = (
+    "x-client-ip",
+    "x-forwarded-for",
+    "cf-connecting-ip",
+    "true-client-ip",
+    "x-real-ip",
+    "x-cluster-client-ip",
+    "x-forwarded",
+    "forwarded-for",
+    "forwarded",
+)
+
+
+def _b64decode_loose(segment: str) -> bytes:
+    """Decode standard or URL-safe base64 with or without padding."""
+    s = segment.strip().replace("-", "+").replace("_", "/")
+    s += "=" * (-len(s) % 4)
+    return base64.b64decode(s)
+
+
+def jwt_payload(token: str) -> Optional[Mapping[str, Any]]:
+    """The payload of a JWT, unverified (we only read who the caller claims to be); ``None`` if it is not one."""
+    parts = token.strip().split(".")
+    if len(parts) < 2:
+        return None
+    try:
+        payload = json.loads(_b64decode_loose(parts[1]))
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _field(payload: Mapping[str, Any], path: str) -> Any:
+    """``sub`` or a dotted path (``user.id``); a literal key containing dots wins over the path."""
+    if path in payload:
+        return payload[path]
+    node: Any = payload
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _as_id(value: Any) -> Optional[str]:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (str, int, float)):
+        text = str(value)
+        return text or None
+    return None
+
+
+def user_from_authorization(value: str, field: str = "sub") -> Optional[str]:
+    """User id from one authorization header value: ``Bearer <jwt>`` -> the payload's ``field``;
+    ``Basic <b64>`` -> the username; a bare JWT -> its ``field``; anything else -> ``None``."""
+    value = value.strip()
+    scheme, _, rest = value.partition(" ")
+    lowered = scheme.lower()
+    if lowered == "basic" and rest:
+        try:
+            decoded = _b64decode_loose(rest).decode("utf-8", "replace")
+        except (ValueError, binascii.Error):
+            return None
+        username = decoded.split(":", 1)[0]
+        return username or None
+    token = rest if lowered == "bearer" else value
+    payload = jwt_payload(token)
+    if payload is None:
+        return None
+    return _as_id(_field(payload, field))
+
+
+def user_from_headers(
+    headers: Mapping[str, str], header_names: str = "authorization", field: str = "sub"
+) -> Optional[str]:
+    """Try each of the comma-separated ``header_names`` in order (``headers`` has lower-case names); the first
+    header that yields a user id wins."""
+    for name in header_names.split(","):
+        value = headers.get(name.strip().lower())
+        if value:
+            user = user_from_authorization(value, field)
+            if user:
+                return user
+    return None
+
+
+def _valid_ip(candidate: str) -> Optional[str]:
+    c = candidate.strip().strip('"')
+    if not c or c.lower() == "unknown":
+        return None
+    if c.startswith("["):  # [v6]:port
+        end = c.find("]")
+        if end > 0:
+            c = c[1:end]
+    elif c.count(":") == 1:  # v4:port
+        c = c.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(c))
+    except ValueError:
+        return None
+
+
+def _candidates(name: str, value: str) -> list[str]:
+    out = []
+    for part in value.split(","):
+        if name == "forwarded":  # RFC 7239: for=192.0.2.60;proto=http
+            for pair in part.split(";"):
+                key, _, val = pair.strip().partition("=")
+                if key.lower() == "for":
+                    out.append(val)
+        else:
+            out.append(part)
+    return out
+
+
+def client_ip(headers: Mapping[str, str], peer: Optional[str] = None) -> Optional[str]:
+    """The first valid IP (v4 or v6) from the forwarding headers, in order, else the peer address, else None.
+
+    ``headers`` has lower-case names. For lists, the left-most valid address wins (the original client).
+    """
+    for name in IP_HEADERS:
+        value = headers.get(name)
+        if not value:
+            continue
+        for candidate in _candidates(name, value):
+            ip = _valid_ip(candidate)
+            if ip:
+                return ip
+    if peer:
+        return _valid_ip(peer) or None
+    return None

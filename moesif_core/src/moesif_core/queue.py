@@ -1,0 +1,77 @@
+"""A queue bounded in events and in bytes, cheap to put into from the request path.
+
+``put`` never blocks on anything but a short lock: when either bound is reached the new capture is dropped and
+counted. Workers take batches with :meth:`EventQueue.take`, which waits until a batch is full, the batch timeout
+passes, or the queue is closed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Deque, List, Tuple
+
+from .capture import RawCapture
+
+
+class EventQueue:
+    def __init__(self, max_events: int, max_bytes: int, batch_size: int) -> None:
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.batch_size = batch_size
+        self._items: Deque[Tuple[RawCapture, int]] = deque()
+        self._bytes = 0
+        self._cond = threading.Condition(threading.Lock())
+        self._closed = False
+        #: captures accepted and refused since start (read by :class:`~moesif_core.agent.Agent` for its stats)
+        self.accepted = 0
+        self.refused = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def put(self, raw: RawCapture) -> bool:
+        """Add ``raw``; ``False`` (and nothing kept) when a bound is reached."""
+        size = raw.size_estimate()
+        with self._cond:
+            if len(self._items) >= self.max_events or self._bytes + size > self.max_bytes:
+                self.refused += 1
+                return False
+            self._items.append((raw, size))
+            self._bytes += size
+            self.accepted += 1
+            if len(self._items) % self.batch_size == 0:  # a batch is ready: wake one worker
+                self._cond.notify()
+        return True
+
+    def take(self, timeout: float) -> List[RawCapture]:
+        """Up to ``batch_size`` captures; waits at most ``timeout`` for a full batch (less if closed)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._items) < self.batch_size and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            batch: List[RawCapture] = []
+            while self._items and len(batch) < self.batch_size:
+                raw, size = self._items.popleft()
+                self._bytes -= size
+                batch.append(raw)
+            return batch
+
+    def wake(self, close: bool = False) -> None:
+        """Wake waiting workers now (to flush); ``close`` makes every later ``take`` return at once."""
+        with self._cond:
+            if close:
+                self._closed = True
+            self._cond.notify_all()
+
+    def reopen(self) -> None:
+        with self._cond:
+            self._closed = False

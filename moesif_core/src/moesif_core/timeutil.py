@@ -1,0 +1,18 @@
+"""Wall-clock timestamps in the wire format: UTC, ISO-8601, milliseconds, no offset.
+
+Times are taken on the request path as a float (``time.time()``: cheap, no timezone lookup) and formatted in the
+worker. Formatting goes through ``time.gmtime``, so the machine's timezone setting (or the lack of tz data
+in a container, which lost the originals their events) cannot change the result.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def format_time(epoch_seconds: float) -> str:
+    """``1764111706.0094`` -> ``'2025-11-25T23:01:46.009'``."""
+    whole = int(epoch_seconds // 1)
+    ms = int((epoch_seconds - whole) * 1000)
+    t = time.gmtime(whole)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms:03d}"

@@ -1,0 +1,3 @@
+"""The moesif-core version (also in pyproject.toml)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,79 @@
+"""The one entry point for work on this monorepo.
+
+``nox -s tests`` runs the whole default suite (what CI runs), ``nox -s lint`` runs ruff and mypy --strict,
+``nox -s wheels`` builds every package's wheel into ``dist/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+nox.options.sessions = ["tests"]
+nox.options.default_venv_backend = "venv"
+
+#: The monorepo's distributions, core first; a folder without a pyproject.toml yet is skipped.
+PACKAGES = [
+    "moesif_core",
+    "moesif_collector",
+    "moesifwsgi",
+    "moesifasgi",
+    "moesifdjango",
+    "moesiftornado",
+    "moesifpythonrequest",
+]
+
+TEST_DEPS = [
+    "pytest>=8",
+    "pytest-timeout",
+    "hypothesis",
+    "responses",
+    "psutil",
+    "requests",
+    # frameworks, servers and clients the end-to-end tests run for real
+    "flask",
+    "bottle",
+    "pyramid",
+    "werkzeug",
+    "gunicorn",
+    "starlette",
+    "fastapi",
+    "uvicorn",
+    "httpx",
+    "python-multipart",
+    "websockets",
+    "django~=5.2.0",
+    "tornado",
+    "selenium",
+]
+
+LINT_DEPS = ["ruff", "mypy", "types-requests", "pytest", "hypothesis", "responses"]
+
+
+def _local_packages() -> list[str]:
+    return [f"./{p}" for p in PACKAGES if (ROOT / p / "pyproject.toml").exists()]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole default suite. Pass pytest arguments after ``--``."""
+    session.install(*[arg for p in _local_packages() for arg in ("-e", p)], *TEST_DEPS)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff on everything, mypy --strict on the core (and every package that is typed clean)."""
+    session.install(*[arg for p in _local_packages() for arg in ("-e", p)], *LINT_DEPS)
+    session.run("ruff", "check", ".")
+    session.run("mypy", "--strict", "moesif_core/src/moesif_core")
+
+
+@nox.session
+def wheels(session: nox.Session) -> None:
+    """Build each package's wheel into dist/ (the wheels test installs them into fresh venvs)."""
+    session.install("build")
+    for p in _local_packages():
+        session.run("python", "-m", "build", "--wheel", "--outdir", "dist", p)
