@@ -218,16 +218,17 @@ class Agent:
             self._start_workers()
         deadline = time.monotonic() + timeout
         self._deadline = deadline
+        self._queue.hurry(True)
         try:
             while self.pending():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._queue.wake()
                 # poll with a deadline: workers make progress on their own; we only watch
                 time.sleep(min(0.005, remaining))
             return True
         finally:
+            self._queue.hurry(False)
             self._deadline = None
 
     def shutdown(self, timeout: Optional[float] = None) -> bool:

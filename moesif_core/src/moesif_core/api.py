@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Optional, Sequence
 
+import requests
+
 from .client import IngestionClient, MoesifAPIError, dumps
 from .settings import DEFAULT_BASE_URI
 from .version import __version__
@@ -43,16 +45,18 @@ class MoesifAPI:
 
     def create_event(self, event: Any) -> None:
         """Send one event (a wire dict or an :class:`~moesif_core.event.EventModel`) to ``/v1/events``."""
-        payload = event.to_dict() if hasattr(event, "to_dict") else event
-        resp = self.client.post("/v1/events", dumps(payload))
-        if not 200 <= resp.status_code < 300:
-            raise MoesifAPIError(f"moesif: /v1/events answered HTTP {resp.status_code}", resp.status_code)
+        self._post_events("/v1/events", event.to_dict() if hasattr(event, "to_dict") else event)
 
     def create_events_batch(self, events: Sequence[Any]) -> None:
-        payload = [e.to_dict() if hasattr(e, "to_dict") else e for e in events]
-        resp = self.client.post("/v1/events/batch", dumps(payload))
+        self._post_events("/v1/events/batch", [e.to_dict() if hasattr(e, "to_dict") else e for e in events])
+
+    def _post_events(self, path: str, payload: Any) -> None:
+        try:
+            resp = self.client.post(path, dumps(payload))
+        except requests.RequestException as exc:
+            raise MoesifAPIError(f"moesif: could not reach {self.client.url(path)}: {exc}") from exc
         if not 200 <= resp.status_code < 300:
-            raise MoesifAPIError(f"moesif: /v1/events/batch answered HTTP {resp.status_code}", resp.status_code)
+            raise MoesifAPIError(f"moesif: {path} answered HTTP {resp.status_code}", resp.status_code)
 
 
 class MoesifAPIClient:
@@ -69,8 +73,12 @@ class MoesifAPIClient:
 
 
 class ProfileHelpers:
-    """``update_user`` & co. on a middleware object. Invalid input raises ``ValueError``/``TypeError`` at once;
-    a network failure is logged on the ``moesif`` logger and never raised into the app (as the originals)."""
+    """``update_user`` & co. on a middleware object, as the originals had them: they never raise into the app.
+
+    Invalid input (a missing ``user_id``...) is caught before any network call and logged as an error that names
+    the missing field; a network failure is logged too. The return value says whether the profile was accepted.
+    Use ``MoesifAPIClient(...).api`` for calls that raise instead.
+    """
 
     client: IngestionClient
 
@@ -78,6 +86,9 @@ class ProfileHelpers:
         fn = getattr(self.client, name)
         try:
             fn(payload)
+        except (ValueError, TypeError) as exc:
+            logger.error("moesif: %s not sent: %s", name, exc)
+            return False
         except MoesifAPIError as exc:
             logger.warning("%s", exc)
             return False

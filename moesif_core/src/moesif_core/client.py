@@ -147,7 +147,8 @@ class IngestionClient:
 
     def _send_profile(self, path: str, payload: Any) -> None:
         try:
-            resp = self.post(path, dumps(payload))
+            # profiles go uncompressed, as the originals send them (they are small)
+            resp = self.post(path, dumps(payload), compress=False)
         except requests.RequestException as exc:
             raise MoesifAPIError(f"moesif: could not reach {self.url(path)}: {exc}") from exc
         if not 200 <= resp.status_code < 300:

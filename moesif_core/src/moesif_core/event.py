@@ -3,7 +3,8 @@
 Attribute names follow the originals' ``moesifapi`` models (``event.request.headers``, ``event.response.body``,
 ``event.user_id``, ``event.metadata``...), so a user's mask function written for them works unchanged. It may
 mutate the event or return another one (or a plain dict in the wire shape). :meth:`EventModel.to_dict` gives
-exactly the JSON of WIRE.md: every key present, ``null`` when unset.
+exactly the JSON of WIRE.md: every key present, ``null`` when unset. Constructor arguments keep the originals'
+positional order too.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ class EventRequestModel:
         time: Any = None,
         uri: Optional[str] = None,
         verb: Optional[str] = None,
+        headers: Optional[Dict[str, Any]] = None,
         api_version: Optional[str] = None,
         ip_address: Optional[str] = None,
-        headers: Optional[Dict[str, Any]] = None,
         body: Any = None,
         transfer_encoding: Optional[str] = None,
     ) -> None:
@@ -69,9 +70,9 @@ class EventResponseModel:
         self,
         time: Any = None,
         status: Optional[int] = None,
-        ip_address: Optional[str] = None,
         headers: Optional[Dict[str, Any]] = None,
         body: Any = None,
+        ip_address: Optional[str] = None,
         transfer_encoding: Optional[str] = None,
     ) -> None:
         self.time = time
@@ -113,10 +114,10 @@ class EventModel:
         self,
         request: Optional[EventRequestModel] = None,
         response: Optional[EventResponseModel] = None,
-        user_id: Optional[str] = None,
-        company_id: Optional[str] = None,
         session_token: Optional[str] = None,
         tags: Optional[str] = None,
+        user_id: Optional[str] = None,
+        company_id: Optional[str] = None,
         metadata: Optional[Dict[str, Any]] = None,
         direction: Optional[str] = None,
         weight: Optional[int] = None,

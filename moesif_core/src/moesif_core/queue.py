@@ -24,6 +24,7 @@ class EventQueue:
         self._bytes = 0
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
+        self._hurry = 0
         #: captures accepted and refused since start (read by :class:`~moesif_core.agent.Agent` for its stats)
         self.accepted = 0
         self.refused = 0
@@ -53,7 +54,7 @@ class EventQueue:
         """Up to ``batch_size`` captures; waits at most ``timeout`` for a full batch (less if closed)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while len(self._items) < self.batch_size and not self._closed:
+            while len(self._items) < self.batch_size and not self._closed and not (self._hurry and self._items):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -72,6 +73,8 @@ class EventQueue:
                 self._closed = True
             self._cond.notify_all()
 
-    def reopen(self) -> None:
+    def hurry(self, on: bool) -> None:
+        """While hurried (a flush is waiting), ``take`` returns a partial batch at once instead of waiting."""
         with self._cond:
-            self._closed = False
+            self._hurry += 1 if on else -1
+            self._cond.notify_all()

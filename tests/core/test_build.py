@@ -1,0 +1,195 @@
+"""RawCapture -> wire JSON, field by field against WIRE.md."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from moesif_core import TRUNCATED_METADATA_KEY, BodyTap, EventBuilder, EventModel, RawCapture, Settings
+from moesif_core.masking import MASK
+from moesif_core.timeutil import format_time
+
+WIRE_KEYS = {"request", "response", "user_id", "company_id", "session_token", "tags", "metadata", "direction",
+             "weight", "blocked_by", "transaction_id"}
+REQUEST_KEYS = {"time", "uri", "verb", "api_version", "ip_address", "headers", "body", "transfer_encoding"}
+RESPONSE_KEYS = {"time", "status", "ip_address", "headers", "body", "transfer_encoding"}
+
+
+def tap(data: bytes, limit: int = 1 << 20) -> BodyTap:
+    t = BodyTap(limit)
+    t.feed(data)
+    return t
+
+
+def builder(**kw: object) -> EventBuilder:
+    return EventBuilder(Settings.from_mapping({"APPLICATION_ID": "app", **kw}))
+
+
+def raw(**kw: object) -> RawCapture:
+    base: dict[str, object] = dict(method="POST", uri="http://localhost/echo?a=1&b=two", request_time=1764111706.0094,
+                                   response_time=1764111706.0205, response_status=200)
+    base.update(kw)
+    return RawCapture(**base)  # type: ignore[arg-type]
+
+
+def test_full_event_shape() -> None:
+    ev = builder().build(raw(
+        request_headers=[("CONTENT_TYPE", "application/json"), ("HTTP_HOST", "localhost"), ("HTTP_X_CASE", "a"),
+                         ("wsgi.input", "ignored"), ("REMOTE_ADDR", "ignored")],
+        wsgi_headers=True,
+        request_body=tap(b'{"name": "x", "password": "secret"}'),
+        response_headers=[("Content-Type", "application/json")],
+        response_body=tap(b'{"len": 63}'),
+        peer_ip="192.0.2.10",
+        metadata={"case": "post_json"},
+        transaction_id="825e1f89-4a88-4820-99ac-d541cefb8e04",
+    ))
+    assert ev is not None
+    assert set(ev) == WIRE_KEYS
+    assert set(ev["request"]) == REQUEST_KEYS and set(ev["response"]) == RESPONSE_KEYS
+    req, resp = ev["request"], ev["response"]
+    assert req["time"] == "2025-11-25T23:01:46.009"
+    assert resp["time"] == "2025-11-25T23:01:46.020"
+    assert req["uri"] == "http://localhost/echo?a=1&b=two" and req["verb"] == "POST"
+    assert req["headers"] == {"Content-Type": "application/json", "Host": "localhost", "X-Case": "a",
+                              "X-Moesif-Transaction-Id": "825e1f89-4a88-4820-99ac-d541cefb8e04"}
+    assert req["body"] == {"name": "x", "password": "secret"} and req["transfer_encoding"] == "json"
+    assert req["ip_address"] == "192.0.2.10"
+    assert resp["status"] == 200 and resp["body"] == {"len": 63} and resp["transfer_encoding"] == "json"
+    assert resp["ip_address"] is None
+    assert ev["transaction_id"] == req["headers"]["X-Moesif-Transaction-Id"]
+    assert ev["direction"] == "Incoming" and ev["weight"] == 1 and ev["metadata"] == {"case": "post_json"}
+    assert ev["user_id"] is None and ev["blocked_by"] is None and ev["tags"] is None
+    json.dumps(ev)
+
+
+def test_times_do_not_depend_on_the_machine_timezone() -> None:
+    code = ("from moesif_core.timeutil import format_time; print(format_time(1764111706.0094))")
+    outs = set()
+    for tz in ("UTC", "Asia/Kolkata", "America/St_Johns", "Nowhere/Missing"):
+        env = dict(os.environ, TZ=tz)
+        outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                check=True).stdout.strip())
+    assert outs == {"2025-11-25T23:01:46.009"}
+    assert format_time(0.9999) == "1970-01-01T00:00:00.999"
+
+
+def test_form_and_binary_bodies_go_base64() -> None:
+    ev = builder().build(raw(request_body=tap(b"a=1&b=2"), response_body=tap(b"\xff\x00\xfe")))
+    assert ev is not None
+    assert ev["request"]["transfer_encoding"] == "base64"
+    assert base64.b64decode(ev["request"]["body"]) == b"a=1&b=2"
+    assert base64.b64decode(ev["response"]["body"]) == b"\xff\x00\xfe"
+
+
+def test_no_body_is_null() -> None:
+    ev = builder().build(raw(method="GET"))
+    assert ev is not None
+    assert ev["request"]["body"] is None and ev["request"]["transfer_encoding"] is None
+    assert ev["response"]["body"] is None
+
+
+def test_over_cap_body_is_truncated_base64_and_marked() -> None:
+    big = b'{"k": "' + b"v" * 5000 + b'"}'
+    ev = builder().build(raw(request_body=tap(big, limit=100)))
+    assert ev is not None
+    assert ev["request"]["transfer_encoding"] == "base64"
+    assert base64.b64decode(ev["request"]["body"]) == big[:100]
+    assert ev["metadata"] == {TRUNCATED_METADATA_KEY: {"request": len(big)}}
+
+
+def test_log_body_false_sends_no_bodies() -> None:
+    ev = builder().build(raw(request_body=tap(b'{"a": 1}'), response_body=tap(b"[1]"), log_body=False))
+    assert ev is not None
+    assert ev["request"]["body"] is None and ev["response"]["body"] is None
+
+
+def test_head_response_has_no_body() -> None:
+    ev = builder().build(raw(method="HEAD", response_body=tap(b"<html>")))
+    assert ev is not None
+    assert ev["response"]["body"] is None
+
+
+def test_user_from_basic_and_callback_wins() -> None:
+    basic = [("authorization", "Basic " + base64.b64encode(b"alice:pw").decode())]
+    ev = builder().build(raw(request_headers=basic))
+    assert ev is not None and ev["user_id"] == "alice"
+    ev = builder().build(raw(request_headers=basic, user_id="from-callback"))
+    assert ev is not None and ev["user_id"] == "from-callback"
+    ev = builder().build(raw(request_headers=basic, user_id=12345))
+    assert ev is not None and ev["user_id"] == "12345"
+
+
+def test_wrong_callback_types_are_dropped_not_fatal() -> None:
+    ev = builder().build(raw(user_id=object(), company_id=["x"], metadata="not a dict"))
+    assert ev is not None
+    assert ev["user_id"] is None and ev["company_id"] is None and ev["metadata"] is None
+
+
+def test_masks_headers_and_bodies() -> None:
+    b = builder(REQUEST_HEADER_MASKS=["authorization"], RESPONSE_HEADER_MASKS=["Set-Cookie"],
+                REQUEST_BODY_MASKS=["password"], RESPONSE_BODY_MASKS=["token"])
+    ev = b.build(raw(request_headers=[("Authorization", "Basic YWxpY2U6cHc=")],
+                     request_body=tap(b'{"password": "p", "items": [{"Password": "q"}]}'),
+                     response_headers=[("set-cookie", "s=1")], response_body=tap(b'{"token": "t"}')))
+    assert ev is not None
+    assert ev["request"]["headers"]["Authorization"] == MASK
+    assert ev["user_id"] == "alice"  # identity is read before masking
+    assert ev["request"]["body"] == {"password": MASK, "items": [{"Password": MASK}]}
+    assert ev["response"]["headers"]["set-cookie"] == MASK
+    assert ev["response"]["body"] == {"token": MASK}
+
+
+def test_mask_event_model_mutate_replace_and_raise() -> None:
+    def mutate(e: EventModel) -> EventModel:
+        e.response.body["password"] = None
+        e.metadata = {"masked": True}
+        return e
+
+    ev = builder(MASK_EVENT_MODEL=mutate).build(raw(response_body=tap(b'{"password": "x"}')))
+    assert ev is not None and ev["response"]["body"] == {"password": None} and ev["metadata"] == {"masked": True}
+
+    def in_place(e: EventModel) -> None:
+        e.user_id = "changed"
+
+    ev = builder(MASK_EVENT_MODEL=in_place).build(raw())
+    assert ev is not None and ev["user_id"] == "changed"
+
+    def boom(e: EventModel) -> EventModel:
+        raise RuntimeError("bug in user code")
+
+    assert builder(MASK_EVENT_MODEL=boom).build(raw()) is None
+
+
+def test_non_utf8_header_values_are_recovered_or_replaced() -> None:
+    ev = builder().build(raw(request_headers=[("HTTP_X_NAME", "J\xc3\xbcrgen"), ("HTTP_X_BAD", "\xff\xfe")],
+                             wsgi_headers=True))
+    assert ev is not None
+    assert ev["request"]["headers"]["X-Name"] == "Jürgen"
+    json.dumps(ev)
+
+
+text_or_bytes = st.one_of(st.text(max_size=40), st.binary(max_size=40))
+
+
+@settings(max_examples=200)
+@given(
+    headers=st.lists(st.tuples(st.text(max_size=20), st.text(max_size=60)), max_size=8),
+    body=st.binary(max_size=300),
+    user=st.one_of(st.none(), st.text(max_size=10), st.integers(), st.floats(), st.booleans()),
+    metadata=st.one_of(st.none(), st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)),
+)
+def test_arbitrary_captures_always_serialise(headers: list[tuple[str, str]], body: bytes, user: object,
+                                             metadata: object) -> None:
+    ev = builder(REQUEST_BODY_MASKS=["a"], REQUEST_HEADER_MASKS=["b"]).build(
+        raw(request_headers=headers, request_body=tap(body, limit=100), response_body=tap(body),
+            user_id=user, metadata=metadata, request_time=time.time()))
+    assert ev is not None
+    json.dumps(ev)

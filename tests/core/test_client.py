@@ -1,0 +1,146 @@
+"""The ingestion client, against `responses`: headers, gzip, retry decisions, Retry-After, timeouts, profiles."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+
+import pytest
+import requests
+import responses
+
+from moesif_core import MoesifAPIClient, MoesifAPIError, ProfileHelpers
+from moesif_core.client import IngestionClient, parse_retry_after
+
+BASE = "http://127.0.0.1:9"
+
+
+def client() -> IngestionClient:
+    return IngestionClient("my-app-id", BASE + "/", user_agent="moesifwsgi-python/9.9", timeout=2.0)
+
+
+@responses.activate
+def test_batch_post_headers_and_gzip_body() -> None:
+    responses.post(BASE + "/v1/events/batch", status=201, headers={"X-Moesif-Config-ETag": "etag-1"})
+    result = client().send_events(json.dumps([{"a": 1}]).encode())
+    assert result.ok and result.config_etag == "etag-1"
+    call = responses.calls[0].request
+    assert call.headers["X-Moesif-Application-Id"] == "my-app-id"
+    assert call.headers["User-Agent"] == "moesifwsgi-python/9.9"
+    assert call.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert call.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(call.body)) == [{"a": 1}]
+
+
+@responses.activate
+@pytest.mark.parametrize("status,retryable", [(500, True), (502, True), (503, True), (429, True), (408, True),
+                                              (400, False), (401, False), (413, False)])
+def test_retry_decision_by_status(status: int, retryable: bool) -> None:
+    responses.post(BASE + "/v1/events/batch", status=status)
+    result = client().send_events(b"[]")
+    assert not result.ok and result.retryable is retryable and result.status == status
+
+
+@responses.activate
+def test_retry_after_is_read() -> None:
+    responses.post(BASE + "/v1/events/batch", status=429, headers={"Retry-After": "7"})
+    assert client().send_events(b"[]").retry_after == 7.0
+
+
+def test_parse_retry_after_forms() -> None:
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+@responses.activate
+@pytest.mark.parametrize("exc", [requests.ConnectTimeout("t"), requests.ReadTimeout("t"),
+                                 requests.ConnectionError("refused")])
+def test_network_errors_never_raise_and_are_retryable(exc: Exception) -> None:
+    responses.post(BASE + "/v1/events/batch", body=exc)
+    result = client().send_events(b"[]")
+    assert not result.ok and result.retryable and result.error
+
+
+def test_every_call_has_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[object] = []
+
+    def fake_request(self: requests.Session, method: str, url: str, **kw: object) -> requests.Response:
+        seen.append(kw.get("timeout"))
+        r = requests.Response()
+        r.status_code = 200
+        r._content = b""
+        r._content_consumed = True
+        return r
+
+    monkeypatch.setattr(requests.Session, "request", fake_request)
+    c = client()
+    c.send_events(b"[]")
+    c.update_user({"user_id": "u"})
+    c.get("/v1/config")
+    assert len(seen) == 3 and all(isinstance(t, tuple) and all(t) for t in seen)
+
+
+@responses.activate
+def test_profiles_endpoints_and_bodies() -> None:
+    for path in ("users", "users/batch", "companies", "companies/batch", "subscriptions", "subscriptions/batch"):
+        responses.post(f"{BASE}/v1/{path}", status=201)
+    api = MoesifAPIClient("my-app-id", base_uri=BASE).api
+    api.update_user({"user_id": "12345", "metadata": {"email": "john@acmeinc.com"}})
+    api.update_users_batch([{"user_id": "a"}, {"user_id": "b"}])
+    api.update_company({"company_id": "67890"})
+    api.update_companies_batch([{"company_id": "1"}])
+    api.update_subscription({"subscription_id": "s1", "company_id": "c1", "status": "active"})
+    api.update_subscriptions_batch([{"subscription_id": "s1", "company_id": "c1"}])
+    paths = [c.request.url.split("/v1/")[1] for c in responses.calls]
+    assert paths == ["users", "users/batch", "companies", "companies/batch", "subscriptions", "subscriptions/batch"]
+    assert json.loads(responses.calls[0].request.body)["user_id"] == "12345"
+    assert json.loads(responses.calls[1].request.body) == [{"user_id": "a"}, {"user_id": "b"}]
+
+
+@responses.activate
+def test_missing_ids_refused_before_any_network_call() -> None:
+    api = MoesifAPIClient("my-app-id", base_uri=BASE).api
+    with pytest.raises(ValueError, match="'user_id' is missing"):
+        api.update_user({"company_id": "x"})
+    with pytest.raises(ValueError, match="'company_id' is missing"):
+        api.update_company({"company_domain": "acme.com"})
+    with pytest.raises(ValueError, match="'company_id' is missing"):
+        api.update_subscription({"subscription_id": "s"})
+    with pytest.raises(ValueError, match=r"item 1 of the batch"):
+        api.update_users_batch([{"user_id": "a"}, {"user_id": ""}])
+    with pytest.raises(TypeError, match="must be a list"):
+        api.update_users_batch({"user_id": "a"})  # type: ignore[arg-type]
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_api_raises_on_refusal() -> None:
+    responses.post(BASE + "/v1/users", status=401, body="bad app id")
+    with pytest.raises(MoesifAPIError) as info:
+        MoesifAPIClient("my-app-id", base_uri=BASE).api.update_user({"user_id": "u"})
+    assert info.value.status == 401
+
+
+@responses.activate
+def test_middleware_helpers_log_instead_of_raising(caplog: pytest.LogCaptureFixture) -> None:
+    responses.post(BASE + "/v1/users", status=500)
+
+    class Middleware(ProfileHelpers):
+        def __init__(self) -> None:
+            self.client = client()
+
+    mw = Middleware()
+    caplog.set_level(logging.INFO, logger="moesif")
+    assert mw.update_user({"company_id": "no user id"}) is False
+    assert "user_id" in caplog.text and len(responses.calls) == 0
+    assert mw.update_user({"user_id": "u"}) is False
+    assert "HTTP 500" in caplog.text
+    assert "my-app-id" not in caplog.text
+
+
+def test_api_client_needs_an_application_id() -> None:
+    with pytest.raises(ValueError, match="Application Id"):
+        MoesifAPIClient("")
