@@ -28,13 +28,13 @@ def test_no_body_is_null() -> None:
 
 
 def test_truncated_json_is_not_parsed() -> None:
-    body, enc = encode_body(b'{"a": 1}', truncated=True)
+    _body, enc = encode_body(b'{"a": 1}', truncated=True)
     assert enc == "base64"
 
 
 def test_deeply_nested_json_does_not_raise() -> None:
     raw = b"[" * 100_000 + b"]" * 100_000
-    body, enc = encode_body(raw)
+    _body, enc = encode_body(raw)
     assert enc in ("json", "base64")
 
 

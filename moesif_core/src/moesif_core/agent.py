@@ -22,11 +22,15 @@ import threading
 import time
 import weakref
 from typing import Any, Callable, Dict, List, Optional
+from urllib.parse import urlsplit
 
 from .build import EventBuilder
 from .capture import RawCapture
 from .client import IngestionClient, dumps
+from .governance import Governor
 from .queue import EventQueue
+from .remote import RemoteConfig
+from .sampling import draw, needs_late_fields, sampling_fields, sampling_rate
 from .settings import Settings
 from .stats import Stats
 
@@ -39,6 +43,10 @@ MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 300.0
 #: Drops are logged at most this often (seconds).
 DROP_LOG_INTERVAL = 60.0
+
+#: Our own generator for jitter and sampling draws: the app's use of the ``random`` module (seeded tests, say)
+#: neither affects nor is affected by ours.
+_rng = random.Random()
 
 
 def configure_debug_logging(debug: bool) -> None:
@@ -68,10 +76,16 @@ class Agent:
             settings.application_id, settings.base_uri, user_agent=user_agent, timeout=settings.request_timeout
         )
         self.stats = Stats()
-        #: Called (in a worker) with the config ETag a batch response carried; set by the config manager.
-        self.on_config_etag: Optional[Callable[[str], None]] = None
+        #: The app config and governance rules from ``{BASE_URI}/v1/config`` and ``/v1/rules``, kept fresh in
+        #: the background.
+        self.remote = RemoteConfig(self.client)
+        #: Governance for adapters: ``agent.governor.evaluate(RequestFacts(...))`` before calling the app.
+        self.governor = Governor(self.remote.current)
+        #: Called (in a worker) with the config ETag a batch response carried.
+        self.on_config_etag: Optional[Callable[[str], None]] = self.remote.notice_etag
         configure_debug_logging(settings.debug)
         self._init_process_state()
+        self.remote.ensure_started()
         ref = weakref.ref(self)
         atexit.register(_atexit, ref)
         if hasattr(os, "register_at_fork"):
@@ -98,12 +112,25 @@ class Agent:
         try:
             if self._pid != os.getpid() or not self._workers_alive():
                 self._start_workers()
+                self.remote.ensure_started()
             if self._queue.put(raw):
                 return True
             self._note_drop()
         except Exception:
             logger.warning("moesif: could not queue an event", exc_info=True)
         return False
+
+    def sample_early(self, verb: str, path: str, ip: Optional[str] = None) -> Optional[int]:
+        """Sampling decided before the app runs, where the config allows: ``None`` means *not sampled* (skip all
+        capture work for this request); a positive int is the decided weight; ``0`` means the decision needs the
+        user, company or status and is left to the worker (capture as usual)."""
+        config, _ = self.remote.current()
+        if config.samples_everything:
+            return 1
+        if needs_late_fields(config):
+            return 0
+        keep, weight = draw(sampling_rate(config, sampling_fields(verb, path, ip, None)), _rng)
+        return weight if keep else None
 
     def _workers_alive(self) -> bool:
         threads = self._threads
@@ -158,14 +185,37 @@ class Agent:
 
     def _process(self, batch: List[RawCapture]) -> None:
         events: List[Dict[str, Any]] = []
+        failed = sampled_out = 0
         for raw in batch:
             event = self.builder.build(raw)
-            if event is not None:
+            if event is None:
+                failed += 1
+            elif raw.weight is None and not self._sample_late(event):
+                sampled_out += 1
+            else:
                 events.append(event)
-        if len(events) < len(batch):
-            self.stats.add(failed=len(batch) - len(events))
+        if failed or sampled_out:
+            self.stats.add(failed=failed, sampled_out=sampled_out)
         if events:
             self._ship(events)
+
+    def _sample_late(self, event: Dict[str, Any]) -> bool:
+        """Decide for an event the request path left undecided; sets its ``weight``. ``False``: drop it."""
+        config, _ = self.remote.current()
+        if config.samples_everything:
+            return True
+        try:
+            req = event.get("request") or {}
+            resp = event.get("response") or {}
+            status = resp.get("status")
+            fields = sampling_fields(req.get("verb"), urlsplit(str(req.get("uri") or "")).path or "/",
+                                     req.get("ip_address"), status if isinstance(status, int) else None)
+            keep, weight = draw(sampling_rate(config, fields, event.get("user_id"), event.get("company_id")), _rng)
+        except Exception:
+            logger.debug("moesif: sampling failed; keeping the event", exc_info=True)
+            return True
+        event["weight"] = weight
+        return keep
 
     def _ship(self, events: List[Dict[str, Any]]) -> None:
         body = dumps(events)
@@ -182,6 +232,12 @@ class Agent:
                 self.stats.add(sent=n, batches=1)
                 logger.debug("moesif: sent a batch of %d event(s)", n)
                 return
+            if result.status == 413 and n > 1:
+                # too large for the collector: send it in halves rather than lose it
+                logger.debug("moesif: batch of %d too large (413); splitting", n)
+                self._ship(events[: n // 2])
+                self._ship(events[n // 2 :])
+                return
             if not result.retryable:
                 self.stats.add(failed=n)
                 logger.warning("moesif: the collector refused a batch of %d event(s) (%s); dropped", n,
@@ -191,7 +247,7 @@ class Agent:
             if result.retry_after is not None:
                 wait = min(result.retry_after, MAX_RETRY_AFTER)
             else:
-                wait = backoff * random.uniform(0.5, 1.5)
+                wait = backoff * _rng.uniform(0.5, 1.5)
                 backoff = min(backoff * 2, MAX_BACKOFF)
             deadline = self._deadline
             if deadline is not None:
@@ -239,13 +295,14 @@ class Agent:
             timeout = self.settings.exit_flush_timeout
         done = self.flush(timeout) if self.pending() else True
         self._shutdown = True
-        left = self.pending()
+        left = self._queue.clear() + self._inflight  # what the workers had not finished is abandoned
         if left:
             self.stats.add(failed=left)
             logger.warning("moesif: %d event(s) not sent at exit (collector unreachable within %.1fs)", left,
                            timeout)
         self._queue.wake(close=True)
         self._wakeup.set()
+        self.remote.stop()
         return done
 
     def snapshot(self) -> Dict[str, int]:

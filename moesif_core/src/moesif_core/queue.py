@@ -73,6 +73,14 @@ class EventQueue:
                 self._closed = True
             self._cond.notify_all()
 
+    def clear(self) -> int:
+        """Drop everything queued; returns how many captures were dropped."""
+        with self._cond:
+            n = len(self._items)
+            self._items.clear()
+            self._bytes = 0
+            return n
+
     def hurry(self, on: bool) -> None:
         """While hurried (a flush is waiting), ``take`` returns a partial batch at once instead of waiting."""
         with self._cond:

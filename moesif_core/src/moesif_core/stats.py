@@ -19,6 +19,8 @@ class Stats:
     failed: int = 0
     #: batch send attempts that failed and were retried
     retried: int = 0
+    #: events not sent because sampling (the app config's rates) left them out
+    sampled_out: int = 0
     #: batches acknowledged
     batches: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
