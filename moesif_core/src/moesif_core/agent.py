@@ -26,8 +26,9 @@ from urllib.parse import urlsplit
 
 from .build import EventBuilder
 from .capture import RawCapture
-from .client import IngestionClient, dumps
+from .client import IngestionClient
 from .governance import Governor
+from .jsoncodec import dumps
 from .queue import EventQueue
 from .remote import RemoteConfig
 from .sampling import draw, needs_late_fields, sampling_fields, sampling_rate

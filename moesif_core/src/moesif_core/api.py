@@ -12,7 +12,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 import requests
 
-from .client import IngestionClient, MoesifAPIError, dumps
+from .client import IngestionClient, MoesifAPIError
+from .jsoncodec import dumps
 from .settings import DEFAULT_BASE_URI
 from .version import __version__
 

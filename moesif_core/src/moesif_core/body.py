@@ -9,8 +9,9 @@ base64 of the raw bytes otherwise (forms, text, binary, malformed JSON, truncate
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any, List, Optional, Tuple
+
+from .jsoncodec import loads
 
 #: The ``metadata`` key that marks a body cut at ``MAX_BODY_SIZE``: ``{"request": <bytes seen>, ...}``.
 TRUNCATED_METADATA_KEY = "moesif_body_truncated"
@@ -60,7 +61,7 @@ def encode_body(data: Optional[bytes], truncated: bool = False) -> Tuple[Any, Op
         return None, None
     if not truncated and data.lstrip()[:1] in (b"{", b"["):
         try:
-            return json.loads(data), "json"
+            return loads(data), "json"
         except Exception:  # noqa: BLE001 - ValueError, UnicodeDecodeError, RecursionError: all mean "not JSON"
             pass
     return base64.b64encode(data).decode("ascii"), "base64"

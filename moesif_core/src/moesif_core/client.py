@@ -8,7 +8,6 @@ thread, validated before any network call, and raise :class:`MoesifAPIError` on 
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import os
 import threading
@@ -18,6 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import requests
 
+from .jsoncodec import dumps
 from .settings import DEFAULT_BASE_URI
 from .version import __version__
 
@@ -63,11 +63,6 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-
-
-def dumps(payload: Any) -> bytes:
-    """JSON for the wire; values JSON cannot hold (a user's metadata object) go as their ``str``."""
-    return json.dumps(payload, default=str, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 class IngestionClient:

@@ -1,0 +1,46 @@
+"""JSON in the worker: orjson where it is installed (a dependency on CPython), the standard library otherwise.
+
+Parsing captured bodies and serialising batches is most of the worker's time; with the standard library a 2 KB
+body each way costs ~300 us per event, with orjson ~50 us. The worker shares the GIL with the app, so this is time
+given back to the app's own threads. Both paths give the same JSON for the same input; orjson refuses a few things
+the standard library accepts (NaN, integers beyond 64 bits, non-string keys), and then we fall back to it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+_std_dumps: Callable[[Any], bytes] = lambda obj: json.dumps(  # noqa: E731
+    obj, default=str, separators=(",", ":"), ensure_ascii=False
+).encode("utf-8")
+
+try:
+    import orjson
+
+    _OPTIONS = orjson.OPT_NON_STR_KEYS
+
+    def loads(data: bytes) -> Any:
+        """Parse JSON; raises ``ValueError`` (or ``RecursionError``) when it is not valid JSON."""
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            # integers beyond 64 bits are valid JSON orjson will not take; anything else is invalid for both
+            return json.loads(data)
+
+    def dumps(obj: Any) -> bytes:
+        """Serialise for the wire; values JSON cannot hold go as their ``str``."""
+        try:
+            return orjson.dumps(obj, default=str, option=_OPTIONS)
+        except (TypeError, orjson.JSONEncodeError):
+            return _std_dumps(obj)
+
+    ACCELERATED = True
+except ImportError:  # PyPy, or a platform without a wheel
+    ACCELERATED = False
+
+    def loads(data: bytes) -> Any:
+        return json.loads(data)
+
+    def dumps(obj: Any) -> bytes:
+        return _std_dumps(obj)
