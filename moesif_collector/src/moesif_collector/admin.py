@@ -34,9 +34,7 @@ def handle(app: CollectorApp, req: Request) -> Response:
                 raw = req.read_body(_ADMIN_MAX_BODY)
                 settings = FaultSettings.from_json(parse_json(raw) if raw.strip() else {})
             except BodyError as exc:
-                response = error_response(exc.status, exc.message)
-                response.close = not req.body_consumed
-                return response
+                return error_response(exc.status, exc.message)
             except ValueError as exc:
                 return error_response(400, str(exc))
             app.faults.set(settings)

@@ -17,9 +17,9 @@ count attempts, retries and config fetches and check the headers clients sent.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
-from typing import Optional
 
 from .app import CollectorApp
 from .body import BodyError, check_content_type, decode, parse_json
@@ -82,14 +82,16 @@ def handle(app: CollectorApp, req: Request) -> Response:
             error=_str_or_none(record.get("error")),
         )
     )
+    if response.hang_until is not None:
+        response.hang_until.wait()
     return response
 
 
-def _int_or_none(value: object) -> Optional[int]:
+def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _str_or_none(value: object) -> Optional[str]:
+def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
@@ -128,9 +130,7 @@ def _answer(app: CollectorApp, req: Request, record: dict[str, object]) -> Respo
         stored = _ingest(app, req, route, record)
     except BodyError as exc:
         record["error"] = exc.message
-        response = error_response(exc.status, exc.message)
-        response.close = not req.body_consumed
-        return response
+        return error_response(exc.status, exc.message)
     record["items"] = stored
     return json_response(201, {}, {"X-Moesif-Config-ETag": _etag_or_empty(app)})
 
@@ -142,21 +142,15 @@ def _etag_or_empty(app: CollectorApp) -> str:
         return ""
 
 
-def _fault(app: CollectorApp, req: Request, mode: str, retry_after: int, release: threading.Event
-           ) -> Response:
+def _fault(app: CollectorApp, req: Request, mode: str, retry_after: int, release: threading.Event) -> Response:
     if mode == "hang":
-        # Accept and never answer: wait until the fault changes or the server stops, then the server
-        # closes the connection without writing anything.
-        release.wait()
-        return Response(0, hang=True)
-    try:  # consume the body so the connection stays usable for the client's retry
+        # Accept and never answer: :func:`handle` logs the request, then waits until the fault changes
+        # or the server stops, and the server closes the connection without writing anything.
+        return Response(0, hang_until=release)
+    with contextlib.suppress(BodyError):  # consume the body so the connection stays usable for a retry
         req.read_body()
-    except BodyError:
-        pass
     if mode == "status429":
-        return error_response(
-            429, "fault injected: rate limited", {"Retry-After": str(retry_after)}
-        )
+        return error_response(429, "fault injected: rate limited", {"Retry-After": str(retry_after)})
     return error_response(500, "fault injected: internal server error")
 
 

@@ -10,11 +10,21 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Mapping
-from typing import Any, BinaryIO, Optional
+from typing import Any, Protocol
 
 DEFAULT_MAX_BODY = 50 * 1024 * 1024  # 50 MiB, on the wire and after decompression
 
 _JSON_TYPES = ("application/json", "text/json")
+
+
+class Readable(Protocol):
+    """What the body reader needs from a request stream (``rfile`` of the stdlib handler)."""
+
+    def read(self, size: int = ..., /) -> bytes:
+        """Read up to ``size`` bytes."""
+
+    def readline(self, size: int = ..., /) -> bytes:
+        """Read one line of at most ``size`` bytes."""
 
 
 class BodyError(Exception):
@@ -31,14 +41,14 @@ class BodyError(Exception):
         self.drained = drained
 
 
-def _header(headers: Mapping[str, str], name: str) -> Optional[str]:
+def _header(headers: Mapping[str, str], name: str) -> str | None:
     for key, value in headers.items():
         if key.lower() == name.lower():
             return value
     return None
 
 
-def read_raw(rfile: BinaryIO, headers: Mapping[str, str], max_bytes: int) -> bytes:
+def read_raw(rfile: Readable, headers: Mapping[str, str], max_bytes: int) -> bytes:
     """Read the request body as sent (``Content-Length`` or chunked), refusing more than ``max_bytes``."""
     transfer = (_header(headers, "Transfer-Encoding") or "").lower()
     if "chunked" in transfer:
@@ -60,7 +70,7 @@ def read_raw(rfile: BinaryIO, headers: Mapping[str, str], max_bytes: int) -> byt
     return data
 
 
-def _read_chunked(rfile: BinaryIO, max_bytes: int) -> bytes:
+def _read_chunked(rfile: Readable, max_bytes: int) -> bytes:
     parts: list[bytes] = []
     total = 0
     while True:
@@ -86,7 +96,7 @@ def _read_chunked(rfile: BinaryIO, max_bytes: int) -> bytes:
         parts.append(chunk)
 
 
-def decode(raw: bytes, content_encoding: Optional[str], max_bytes: int) -> bytes:
+def decode(raw: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
     """Undo ``Content-Encoding`` (gzip, x-gzip, deflate or identity), bounded by ``max_bytes``."""
     encoding = (content_encoding or "identity").strip().lower()
     if encoding in ("", "identity"):
@@ -125,7 +135,7 @@ def _inflate(raw: bytes, wbits: int, max_bytes: int, name: str) -> bytes:
             return b"".join(out)
 
 
-def check_content_type(content_type: Optional[str]) -> None:
+def check_content_type(content_type: str | None) -> None:
     """Accept a missing Content-Type or a JSON one; refuse anything else with 415.
 
     Real clients all send ``application/json; charset=utf-8``. Refusing e.g. a form-encoded body makes

@@ -17,7 +17,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "sample_rate": 100,
@@ -56,18 +56,18 @@ class ConfigUnavailable(Exception):
 class JsonFileStore:
     """One JSON document backed by a file, re-read on change, with a content-hash ETag."""
 
-    def __init__(self, path: Union[str, os.PathLike[str]], default: Any, expected_type: type) -> None:
+    def __init__(self, path: str | os.PathLike[str], default: Any, expected_type: type) -> None:
         """Use ``path``, writing ``default`` there first when the file does not exist yet."""
         self.path = Path(path)
         self._expected_type = expected_type
         self._lock = threading.Lock()
-        self._stamp: Optional[tuple[int, int, int]] = None
-        self._snapshot: Optional[Snapshot] = None
-        self._error: Optional[str] = None
+        self._stamp: tuple[int, int, int] | None = None
+        self._snapshot: Snapshot | None = None
+        self._error: str | None = None
         if not self.path.exists():
             self.write(default)
 
-    def _file_stamp(self) -> Optional[tuple[int, int, int]]:
+    def _file_stamp(self) -> tuple[int, int, int] | None:
         try:
             st = self.path.stat()
         except OSError:
@@ -102,12 +102,12 @@ class JsonFileStore:
             return self._snapshot
 
     @property
-    def error(self) -> Optional[str]:
+    def error(self) -> str | None:
         """Why the file is currently not being served as written, if it is not."""
         self.snapshot_or_none()
         return self._error
 
-    def snapshot_or_none(self) -> Optional[Snapshot]:
+    def snapshot_or_none(self) -> Snapshot | None:
         """Like :meth:`snapshot` but ``None`` instead of raising."""
         try:
             return self.snapshot()
@@ -131,11 +131,11 @@ class JsonFileStore:
         return self.snapshot()
 
 
-def config_store(path: Union[str, os.PathLike[str]]) -> JsonFileStore:
+def config_store(path: str | os.PathLike[str]) -> JsonFileStore:
     """The app config file (a JSON object, created with the default config when missing)."""
     return JsonFileStore(path, DEFAULT_CONFIG, dict)
 
 
-def rules_store(path: Union[str, os.PathLike[str]]) -> JsonFileStore:
+def rules_store(path: str | os.PathLike[str]) -> JsonFileStore:
     """The governance rules file (a JSON array, created empty when missing)."""
     return JsonFileStore(path, DEFAULT_RULES, list)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Optional
+from typing import Any
 
 MODES = ("ok", "error500", "status429", "hang")
 SCOPES = ("ingest", "all")
@@ -32,7 +32,7 @@ class FaultSettings:
     mode: str = "ok"
     retry_after: int = 2
     delay: float = 0.0
-    times: Optional[int] = None
+    times: int | None = None
     scope: str = "ingest"
 
     def to_json(self) -> dict[str, Any]:

@@ -7,24 +7,33 @@ keeps routing logic small and keeps all socket writing (and its error handling) 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Optional
+from typing import Any
 
-from .body import read_raw
+from .body import Readable, read_raw
 
 JSON_TYPE = "application/json; charset=utf-8"
 
 
 @dataclass
 class Response:
-    """Status, headers and body of one answer. ``hang`` asks the server to never answer (a fault)."""
+    """Status, headers and body of one answer.
+
+    ``hang_until`` (a fault) means: wait for that event, then close the connection without answering.
+    """
 
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     close: bool = False
-    hang: bool = False
+    hang_until: threading.Event | None = None
+
+    @property
+    def hang(self) -> bool:
+        """Whether this is a "never answer" response."""
+        return self.hang_until is not None
 
 
 class Request:
@@ -36,7 +45,7 @@ class Request:
         path: str,
         query: Mapping[str, list[str]],
         headers: Mapping[str, str],
-        rfile: BinaryIO,
+        rfile: Readable,
         max_body: int,
     ) -> None:
         """Keep the request parts; ``headers`` keys are matched case-insensitively."""
@@ -47,8 +56,9 @@ class Request:
         self._rfile = rfile
         self.max_body = max_body
         self.body_consumed = False
+        self.body_attempted = False
 
-    def header(self, name: str) -> Optional[str]:
+    def header(self, name: str) -> str | None:
         """A header value by case-insensitive name, or ``None``."""
         return self.headers.get(name.lower())
 
@@ -65,10 +75,11 @@ class Request:
         length = self.header("content-length")
         return length is not None and length.strip() not in ("", "0")
 
-    def read_body(self, max_bytes: Optional[int] = None) -> bytes:
+    def read_body(self, max_bytes: int | None = None) -> bytes:
         """Read the raw body (once), raising :class:`~.body.BodyError` when it is refused."""
-        if self.body_consumed:
+        if self.body_attempted:
             raise RuntimeError("body already read")
+        self.body_attempted = True
         if not self.has_body:
             self.body_consumed = True
             return b""
@@ -77,7 +88,7 @@ class Request:
         return data
 
 
-def json_response(status: int, value: Any, headers: Optional[dict[str, str]] = None) -> Response:
+def json_response(status: int, value: Any, headers: dict[str, str] | None = None) -> Response:
     """Serialise ``value`` as the JSON body of a response."""
     body = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     all_headers = {"Content-Type": JSON_TYPE}
@@ -85,7 +96,7 @@ def json_response(status: int, value: Any, headers: Optional[dict[str, str]] = N
     return Response(status, body, all_headers)
 
 
-def error_response(status: int, message: str, headers: Optional[dict[str, str]] = None) -> Response:
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     """The JSON error shape used everywhere: ``{"error": <reason phrase>, "message": <details>}``."""
     reasons = {
         400: "Bad Request",

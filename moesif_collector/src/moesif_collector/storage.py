@@ -20,10 +20,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Optional, Union
+from typing import Any
 from urllib.parse import urlsplit
 
-from .timefmt import duration_ms, format_time, normalize_time, utc_now
+from .timefmt import elapsed_ms, format_time, parse_time, utc_now
 
 PROFILE_KINDS: dict[str, tuple[str, ...]] = {
     # table name -> (primary key column, other indexed columns...)
@@ -89,6 +89,9 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 """
 
+# One encoder for every stored document: building one per call (what json.dumps does with options) is slow.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 EVENT_COLUMNS = (
     "id",
     "received_at",
@@ -124,18 +127,18 @@ class RequestRecord:
 
     method: str
     path: str
-    status: Optional[int]
-    app_id: Optional[str] = None
-    user_agent: Optional[str] = None
-    content_type: Optional[str] = None
-    content_encoding: Optional[str] = None
-    body_bytes: Optional[int] = None
-    items: Optional[int] = None
-    fault: Optional[str] = None
-    error: Optional[str] = None
+    status: int | None
+    app_id: str | None = None
+    user_agent: str | None = None
+    content_type: str | None = None
+    content_encoding: str | None = None
+    body_bytes: int | None = None
+    items: int | None = None
+    fault: str | None = None
+    error: str | None = None
 
 
-def _text_or_none(value: object) -> Optional[str]:
+def _text_or_none(value: object) -> str | None:
     """Coerce an id-like value to text (ids may arrive as numbers), keeping ``None`` as ``None``."""
     if value is None or isinstance(value, (dict, list)):
         return None
@@ -144,7 +147,7 @@ def _text_or_none(value: object) -> Optional[str]:
     return str(value)
 
 
-def path_of(uri: object) -> Optional[str]:
+def path_of(uri: object) -> str | None:
     """Return the path part of a request URI (no scheme, host or query), tolerating relative URIs."""
     if not isinstance(uri, str):
         return None
@@ -166,18 +169,20 @@ def event_row(event: Mapping[str, Any], received_at: str) -> tuple[Any, ...]:
         status = None
     verb = req.get("verb")
     direction = event.get("direction")
+    started = parse_time(req.get("time"))
+    raw_time = req.get("time")
     return (
         received_at,
-        normalize_time(req.get("time")),
+        format_time(started) if started is not None else (raw_time if isinstance(raw_time, str) else None),
         verb.upper() if isinstance(verb, str) else None,
         path_of(req.get("uri")),
         req.get("uri") if isinstance(req.get("uri"), str) else None,
         status,
         _text_or_none(event.get("user_id")),
         _text_or_none(event.get("company_id")),
-        duration_ms(req.get("time"), resp.get("time")),
+        elapsed_ms(started, parse_time(resp.get("time"))),
         direction if isinstance(direction, str) else None,
-        json.dumps(event, separators=(",", ":"), ensure_ascii=False),
+        _ENCODER.encode(event),
     )
 
 
@@ -217,7 +222,7 @@ def _percentile_offset(count: int, pct: float) -> int:
 class Storage:
     """Thread-safe access to the collector database; see the module docstring for the model."""
 
-    def __init__(self, path: Union[str, os.PathLike[str]]) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         """Open (creating if needed) the database at ``path``; ``":memory:"`` keeps it in memory."""
         self.path = os.fspath(path)
         self._memory = self.path == ":memory:"
@@ -340,7 +345,7 @@ class Storage:
             (
                 *(_text_or_none(item.get(column)) for column in columns),
                 received_at,
-                json.dumps(item, separators=(",", ":"), ensure_ascii=False),
+                _ENCODER.encode(item),
             )
             for item in items
         ]
@@ -382,14 +387,14 @@ class Storage:
 
     # -- reads -------------------------------------------------------------------------------------
 
-    def count_events(self, flt: Optional[CallFilter] = None) -> int:
+    def count_events(self, flt: CallFilter | None = None) -> int:
         """Number of stored events (matching ``flt`` when given)."""
         where, params = _where(flt or CallFilter())
         with self._reading() as conn:
             row = conn.execute(f"SELECT COUNT(*) FROM events{where}", params).fetchone()
         return int(row[0])
 
-    def events(self, after_id: int = 0, limit: Optional[int] = None) -> list[dict[str, Any]]:
+    def events(self, after_id: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         """Stored events as the parsed JSON the client sent, oldest first."""
         sql = "SELECT json FROM events WHERE id > ? ORDER BY id"
         params: list[Any] = [after_id]
@@ -400,8 +405,7 @@ class Storage:
             rows = conn.execute(sql, params).fetchall()
         return [json.loads(row[0]) for row in rows]
 
-    def calls(self, flt: Optional[CallFilter] = None, limit: int = 100, newest_first: bool = True
-              ) -> list[dict[str, Any]]:
+    def calls(self, flt: CallFilter | None = None, limit: int = 100, newest_first: bool = True) -> list[dict[str, Any]]:
         """Summaries of stored events (the indexed columns, without the JSON) for lists and tails."""
         where, params = _where(flt or CallFilter())
         order = "DESC" if newest_first else "ASC"
@@ -412,7 +416,7 @@ class Storage:
             ).fetchall()
         return [dict(zip(EVENT_COLUMNS, row)) for row in rows]
 
-    def call(self, event_id: int) -> Optional[dict[str, Any]]:
+    def call(self, event_id: int) -> dict[str, Any] | None:
         """One stored event: its summary columns plus the full parsed event under ``"event"``."""
         with self._reading() as conn:
             row = conn.execute(
@@ -438,7 +442,7 @@ class Storage:
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row)) for row in cursor.fetchall()]
 
-    def stats(self, flt: Optional[CallFilter] = None, routes_limit: int = 50) -> dict[str, Any]:
+    def stats(self, flt: CallFilter | None = None, routes_limit: int = 50) -> dict[str, Any]:
         """Totals for the page and the ``stats`` command.
 
         - ``calls``: number of events; ``errors``/``error_rate``: share with status >= 400.
@@ -461,7 +465,7 @@ class Storage:
             ).fetchone()[0]
             timed_where = f"{where}{and_or_where}duration_ms IS NOT NULL"
             timed = conn.execute(f"SELECT COUNT(*) FROM events{timed_where}", params).fetchone()[0]
-            percentiles: dict[str, Optional[float]] = {"p50_ms": None, "p95_ms": None}
+            percentiles: dict[str, float | None] = {"p50_ms": None, "p95_ms": None}
             if timed:
                 for name, pct in (("p50_ms", 50.0), ("p95_ms", 95.0)):
                     percentiles[name] = conn.execute(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Optional
 
 _ISO_RE = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<frac>\d+))?)?"
@@ -30,7 +29,7 @@ def format_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:23]
 
 
-def parse_time(value: object) -> Optional[datetime]:
+def parse_time(value: object) -> datetime | None:
     """Parse an event time into naive UTC, or ``None`` when it is not a recognisable ISO-8601 time.
 
     Accepts any number of fractional digits, ``Z`` and ``+hh:mm`` offsets, since a collector must
@@ -42,11 +41,11 @@ def parse_time(value: object) -> Optional[datetime]:
     if match is None:
         return None
     frac = (match.group("frac") or "0")[:6].ljust(6, "0")
-    try:
-        parsed = datetime.strptime(
-            f"{match.group('date')}T{match.group('h')}:{match.group('m')}:{match.group('s') or '00'}",
-            "%Y-%m-%dT%H:%M:%S",
-        ).replace(microsecond=int(frac))
+    year, month, day = (int(part) for part in match.group("date").split("-"))
+    try:  # the datetime constructor is ~20x faster than strptime, and this runs for every event
+        parsed = datetime(
+            year, month, day, int(match.group("h")), int(match.group("m")), int(match.group("s") or 0), int(frac)
+        )
     except ValueError:
         return None
     tz = match.group("tz")
@@ -58,7 +57,7 @@ def parse_time(value: object) -> Optional[datetime]:
     return parsed
 
 
-def normalize_time(value: object) -> Optional[str]:
+def normalize_time(value: object) -> str | None:
     """Return the storage form of an event time: normalised when parseable, else the raw string."""
     parsed = parse_time(value)
     if parsed is not None:
@@ -68,10 +67,13 @@ def normalize_time(value: object) -> Optional[str]:
     return None
 
 
-def duration_ms(start: object, end: object) -> Optional[float]:
-    """Milliseconds between two event times, or ``None`` when either is missing or unparseable."""
-    begin = parse_time(start)
-    finish = parse_time(end)
-    if begin is None or finish is None:
+def elapsed_ms(begin: datetime | None, end: datetime | None) -> float | None:
+    """Milliseconds from ``begin`` to ``end`` (rounded to the microsecond), ``None`` if either is missing."""
+    if begin is None or end is None:
         return None
-    return round((finish - begin).total_seconds() * 1000.0, 3)
+    return round((end - begin).total_seconds() * 1000.0, 3)
+
+
+def duration_ms(start: object, end: object) -> float | None:
+    """Milliseconds between two event time strings, or ``None`` when either is missing or unparseable."""
+    return elapsed_ms(parse_time(start), parse_time(end))

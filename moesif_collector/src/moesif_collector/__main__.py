@@ -1,0 +1,12 @@
+"""``python -m moesif_collector`` (and the ``moesif-collector`` console script)."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    sys.exit(main())
