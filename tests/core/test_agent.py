@@ -293,3 +293,45 @@ def test_debug_logging_never_prints_bodies_or_app_id(collector: Collector,
     finally:
         agent.shutdown(1)
         logging.getLogger("moesif").setLevel(logging.NOTSET)
+
+
+def test_flush_wakes_a_worker_that_is_backing_off(tmp_path: Path) -> None:
+    port = free_port()
+    agent = make_agent(f"http://127.0.0.1:{port}", EVENT_WORKER_COUNT=1)
+    try:
+        capture(agent, 0)
+        deadline = time.monotonic() + 10
+        while agent.snapshot()["retried"] < 3:  # backoff has grown past a second or two
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with Collector(port=port, db_path=tmp_path / "c.db") as c:
+            assert agent.flush(5), "flush waited out the backoff instead of retrying now"
+            assert c.count_events() == 1
+    finally:
+        agent.shutdown(0.5)
+
+
+def test_after_shutdown_nothing_loops_and_captures_are_refused(collector: Collector) -> None:
+    collector.set_faults("error500")
+    agent = make_agent(collector.url)
+    capture(agent, 0)
+    wait_for_attempts(collector, 1)
+    agent.shutdown(0.2)
+    before = len(collector.requests())
+    assert capture(agent, 1) is False and agent.snapshot()["dropped"] == 1
+    time.sleep(1.0)  # a window in which a hot retry loop would show (it made 40+ requests a second)
+    assert len(collector.requests()) - before <= 1
+
+
+def test_one_unserialisable_event_does_not_sink_its_batch(collector: Collector) -> None:
+    agent = make_agent(collector.url, BATCH_SIZE=10)
+    try:
+        for i in range(9):
+            capture(agent, i)
+        capture(agent, 9, b"[" * 1000 + b"]" * 1000)  # valid JSON nested deeper than the encoders go
+        collector.wait_for_events(9)
+        assert agent.flush(5)
+        assert collector.count_events() in (9, 10)
+        assert agent.snapshot()["failed"] <= 1
+    finally:
+        agent.shutdown(1)

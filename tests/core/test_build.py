@@ -162,10 +162,42 @@ def test_mask_event_model_mutate_replace_and_raise() -> None:
     ev = builder(MASK_EVENT_MODEL=in_place).build(raw())
     assert ev is not None and ev["user_id"] == "changed"
 
+    def readme_mask(e: EventModel) -> EventModel:  # the originals' README example: raises when a body is None
+        if "password" in e.response.body:
+            e.response.body["password"] = None
+        return e
+
+    ev = builder(MASK_EVENT_MODEL=readme_mask).build(raw(response_body=tap(b'{"password": "p"}')))
+    assert ev is not None and ev["response"]["body"] == {"password": None}
+    ev = builder(MASK_EVENT_MODEL=readme_mask).build(raw(method="GET"))  # no body: the mask sees ""
+    assert ev is not None and ev["response"]["body"] is None and ev["metadata"] is None
+
     def boom(e: EventModel) -> EventModel:
         raise RuntimeError("bug in user code")
 
-    assert builder(MASK_EVENT_MODEL=boom).build(raw()) is None
+    ev = builder(MASK_EVENT_MODEL=boom).build(raw(request_body=tap(b'{"password": "p"}')))
+    assert ev is not None  # kept, but without the bodies the mask could not vouch for
+    assert ev["request"]["body"] is None and ev["response"]["body"] is None
+    assert ev["metadata"] == {"moesif_mask_failed": True} and ev["response"]["status"] == 200
+
+
+def test_bodies_that_masks_cannot_reach_are_left_out() -> None:
+    b = builder(REQUEST_BODY_MASKS=["password"])
+    ev = b.build(raw(request_body=tap(b"user=a&password=hunter2"), response_body=tap(b"password=ok")))
+    assert ev is not None
+    assert ev["request"]["body"] is None and "hunter2" not in json.dumps(ev)
+    assert ev["metadata"]["moesif_body_omitted"]["request"].startswith("body masks are set")
+    assert ev["response"]["transfer_encoding"] == "base64"  # no response masks: sent as is
+    big = b'{"password": "hunter2", "pad": "' + b"x" * 500 + b'"}'
+    ev = b.build(raw(request_body=tap(big, limit=100)))
+    assert ev is not None and "hunter2" not in json.dumps(ev) and ev["request"]["body"] is None
+
+
+def test_transaction_id_header_any_case_and_always_an_id() -> None:
+    ev = builder().build(raw(request_headers=[("x-moesif-transaction-id", "abc")], transaction_id="abc"))
+    assert ev is not None and list(ev["request"]["headers"]) == ["x-moesif-transaction-id"]
+    ev = builder().build(raw())
+    assert ev is not None and len(ev["transaction_id"]) == 36  # DISABLED_TRANSACTION_ID: still an event id
 
 
 def test_non_utf8_header_values_are_recovered_or_replaced() -> None:

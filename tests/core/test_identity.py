@@ -29,6 +29,7 @@ def test_custom_field_and_dotted_path() -> None:
     assert user_from_authorization(token, "user.id") == "7"
     assert user_from_authorization(token, "https://x.io/uid") == "u9"
     assert user_from_authorization(token, "missing") is None
+    assert user_from_authorization(token, "SUB") == "s"  # the originals lower-cased the field name
 
 
 def test_url_safe_characters_in_payload() -> None:
@@ -69,6 +70,7 @@ def test_ipv6_and_ports() -> None:
     assert client_ip({"x-forwarded-for": "203.0.113.9:8080"}) == "203.0.113.9"
     assert client_ip({"forwarded": 'for="[2001:db8::3]:80";proto=https, for=1.1.1.1'}) == "2001:db8::3"
     assert client_ip({}, "::1") == "::1"
+    assert client_ip({}, "::ffff:203.0.113.7") == "203.0.113.7"  # an IPv4 client on a dual-stack socket
 
 
 @given(st.dictionaries(st.sampled_from(["authorization", "x-api-key", "x-forwarded-for", "forwarded",

@@ -143,6 +143,7 @@ def test_body_fields_and_ip() -> None:
 def agent_for(collector: Collector, **kw: Any) -> Agent:
     a = Agent(Settings.from_mapping({"APPLICATION_ID": "s", "BASE_URI": collector.url, "EVENT_BATCH_TIMEOUT": 0.05,
                                      **kw}), user_agent="t/1")
+    a.start()  # the first capture would start the config fetch; start it now to wait for it
     deadline = time.monotonic() + 10
     while a.remote.fetches < 1:
         assert time.monotonic() < deadline

@@ -87,3 +87,26 @@ def test_describe_never_contains_the_application_id() -> None:
         s = build(APPLICATION_ID="secret-app-id-123", IDENTIFY_USER=lambda *a: "u")
     assert "secret-app-id-123" not in s.describe()
     assert "identify_user" in s.describe()
+
+
+def test_canonical_spelling_wins_and_flags_or() -> None:
+    s = build(LOCAL_MOESIF_BASEURL="http://127.0.0.1:1", BASE_URI="http://127.0.0.1:2")
+    assert s.base_uri == "http://127.0.0.1:2"
+    s = Settings.from_mapping({"APPLICATION_ID": "a", "BASE_URI": "http://127.0.0.1:2",
+                               "LOCAL_MOESIF_BASEURL": "http://127.0.0.1:1"})
+    assert s.base_uri == "http://127.0.0.1:2"
+    assert build(DEBUG=True, LOCAL_DEBUG=False).debug
+    assert build(LOCAL_DEBUG=True, DEBUG=False).debug
+
+
+def test_empty_base_uri_means_default_and_bad_ones_refused() -> None:
+    assert build(BASE_URI="").base_uri == "https://api.moesif.net"
+    with pytest.raises(ValueError, match="BASE_URI"):
+        build(BASE_URI="http://")
+
+
+def test_non_finite_numbers_refused() -> None:
+    with pytest.raises(ValueError, match="EVENT_BATCH_TIMEOUT must be a finite number"):
+        build(EVENT_BATCH_TIMEOUT=float("inf"))
+    with pytest.raises(ValueError, match="finite"):
+        build(REQUEST_TIMEOUT=float("nan"))

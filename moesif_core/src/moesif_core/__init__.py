@@ -12,6 +12,7 @@ from .capture import RawCapture
 from .client import IngestionClient, MoesifAPIError
 from .event import EventModel, EventRequestModel, EventResponseModel
 from .guard import call_user, capture_internal_exceptions
+from .ids import new_transaction_id
 from .masking import MASK
 from .settings import Settings
 from .version import __version__
@@ -37,4 +38,5 @@ __all__ = [
     "call_user",
     "capture_internal_exceptions",
     "encode_body",
+    "new_transaction_id",
 ]

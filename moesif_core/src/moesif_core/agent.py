@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from .build import EventBuilder
 from .capture import RawCapture
-from .client import IngestionClient
+from .client import IngestionClient, set_default_base_uri
 from .governance import Governor
 from .jsoncodec import dumps
 from .queue import EventQueue
@@ -48,6 +48,11 @@ DROP_LOG_INTERVAL = 60.0
 #: Our own generator for jitter and sampling draws: the app's use of the ``random`` module (seeded tests, say)
 #: neither affects nor is affected by ours.
 _rng = random.Random()
+if hasattr(os, "register_at_fork"):  # children of one pre-fork master must not share draws and jitter
+    os.register_at_fork(after_in_child=_rng.seed)
+#: A batch the collector answers with a server error this many times in a row is given up (and counted failed);
+#: connection failures, timeouts, 429 and 503 are retried for as long as the process lives.
+MAX_SERVER_ERROR_ATTEMPTS = 10
 
 
 def configure_debug_logging(debug: bool) -> None:
@@ -76,9 +81,10 @@ class Agent:
         self.client = client or IngestionClient(
             settings.application_id, settings.base_uri, user_agent=user_agent, timeout=settings.request_timeout
         )
+        set_default_base_uri(settings.base_uri)
         self.stats = Stats()
         #: The app config and governance rules from ``{BASE_URI}/v1/config`` and ``/v1/rules``, kept fresh in
-        #: the background.
+        #: the background from the first captured request on.
         self.remote = RemoteConfig(self.client)
         #: Governance for adapters: ``agent.governor.evaluate(RequestFacts(...))`` before calling the app.
         self.governor = Governor(self.remote.current)
@@ -86,9 +92,8 @@ class Agent:
         self.on_config_etag: Optional[Callable[[str], None]] = self.remote.notice_etag
         configure_debug_logging(settings.debug)
         self._init_process_state()
-        self.remote.ensure_started()
+        _AGENTS.add(self)
         ref = weakref.ref(self)
-        atexit.register(_atexit, ref)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=lambda: _after_fork(ref))
 
@@ -97,12 +102,12 @@ class Agent:
         self._pid = os.getpid()
         self._queue = EventQueue(s.event_queue_size, s.event_queue_max_bytes, s.batch_size)
         self._threads: List[threading.Thread] = []
+        self._running = False
         self._start_lock = threading.Lock()
-        self._inflight = 0
-        self._inflight_lock = threading.Lock()
-        self._wakeup = threading.Event()
+        self._signal = threading.Condition(threading.Lock())
         self._deadline: Optional[float] = None
         self._shutdown = False
+        self._drop_lock = threading.Lock()
         self._last_drop_log = 0.0
         self._drops_since_log = 0
 
@@ -111,9 +116,8 @@ class Agent:
     def capture(self, raw: RawCapture) -> bool:
         """Queue ``raw`` for the workers; ``False`` if it was dropped. Never blocks on the network; never raises."""
         try:
-            if self._pid != os.getpid() or not self._workers_alive():
-                self._start_workers()
-                self.remote.ensure_started()
+            if not self._running:
+                self.start()
             if self._queue.put(raw):
                 return True
             self._note_drop()
@@ -122,9 +126,12 @@ class Agent:
         return False
 
     def sample_early(self, verb: str, path: str, ip: Optional[str] = None) -> Optional[int]:
-        """Sampling decided before the app runs, where the config allows: ``None`` means *not sampled* (skip all
-        capture work for this request); a positive int is the decided weight; ``0`` means the decision needs the
-        user, company or status and is left to the worker (capture as usual)."""
+        """Sampling decided before the app runs, where the config allows it.
+
+        ``None``: *not sampled*, skip all capture work for this request. A positive int: kept, with that weight
+        (put it in ``RawCapture.weight``). ``0``: the decision needs the user, company or status; capture as usual
+        and the worker decides (``RawCapture.weight`` 0 or ``None`` both mean *undecided*).
+        """
         config, _ = self.remote.current()
         if config.samples_everything:
             return 1
@@ -133,15 +140,10 @@ class Agent:
         keep, weight = draw(sampling_rate(config, sampling_fields(verb, path, ip, None)), _rng)
         return weight if keep else None
 
-    def _workers_alive(self) -> bool:
-        threads = self._threads
-        return bool(threads) and all(t.is_alive() for t in threads)
-
-    def _start_workers(self) -> None:
+    def start(self) -> None:
+        """Start the workers and the config refresher (done by the first capture; idempotent, cheap)."""
         with self._start_lock:
-            if self._pid != os.getpid():  # forked without the hook (should not happen): start afresh
-                self._init_process_state()
-            if self._shutdown:
+            if self._shutdown or self._running:
                 return
             alive = [t for t in self._threads if t.is_alive()]
             if len(alive) < len(self._threads):
@@ -151,38 +153,41 @@ class Agent:
                 t.start()
                 alive.append(t)
             self._threads = alive
+            self._running = True
+        self.remote.ensure_started()
 
     def _note_drop(self) -> None:
-        self._drops_since_log += 1
-        now = time.monotonic()
-        if now - self._last_drop_log >= DROP_LOG_INTERVAL:
-            logger.warning(
-                "moesif: event queue full (%d events, %d bytes); dropped %d event(s) since the last message",
-                len(self._queue), self._queue.bytes, self._drops_since_log,
-            )
-            self._last_drop_log = now
-            self._drops_since_log = 0
+        with self._drop_lock:
+            self._drops_since_log += 1
+            now = time.monotonic()
+            if now - self._last_drop_log < DROP_LOG_INTERVAL:
+                return
+            dropped, self._drops_since_log, self._last_drop_log = self._drops_since_log, 0, now
+        reason = "shut down" if self._shutdown else (
+            f"event queue full ({len(self._queue)} events, {self._queue.bytes} bytes)")
+        logger.warning("moesif: %s; dropped %d event(s) since the last message", reason, dropped)
 
     # -- workers -----------------------------------------------------------------------------------------------
 
     def _run(self) -> None:
         queue = self._queue
-        while True:
-            batch = queue.take(self.settings.event_batch_timeout)
-            if not batch:
-                if self._shutdown:
-                    return
-                continue
-            with self._inflight_lock:
-                self._inflight += len(batch)
-            try:
-                self._process(batch)
-            except Exception:
-                logger.warning("moesif: worker error; %d event(s) lost", len(batch), exc_info=True)
-                self.stats.add(failed=len(batch))
-            finally:
-                with self._inflight_lock:
-                    self._inflight -= len(batch)
+        try:
+            while True:
+                batch = queue.take(self.settings.event_batch_timeout)
+                if not batch:
+                    if self._shutdown:
+                        return
+                    continue
+                try:
+                    self._process(batch)
+                except Exception:
+                    logger.warning("moesif: worker error; %d event(s) lost", len(batch), exc_info=True)
+                    self.stats.add(failed=len(batch))
+                finally:
+                    queue.done(len(batch))
+        finally:
+            if not self._shutdown:
+                self._running = False  # the next capture restarts us
 
     def _process(self, batch: List[RawCapture]) -> None:
         events: List[Dict[str, Any]] = []
@@ -191,14 +196,16 @@ class Agent:
             event = self.builder.build(raw)
             if event is None:
                 failed += 1
-            elif raw.weight is None and not self._sample_late(event):
+            elif not raw.weight and not self._sample_late(event):
                 sampled_out += 1
             else:
                 events.append(event)
+        body, unserialisable = _serialise(events)
+        failed += unserialisable
         if failed or sampled_out:
             self.stats.add(failed=failed, sampled_out=sampled_out)
-        if events:
-            self._ship(events)
+        if body is not None:
+            self._ship(body, len(events) - unserialisable, events)
 
     def _sample_late(self, event: Dict[str, Any]) -> bool:
         """Decide for an event the request path left undecided; sets its ``weight``. ``False``: drop it."""
@@ -218,11 +225,18 @@ class Agent:
         event["weight"] = weight
         return keep
 
-    def _ship(self, events: List[Dict[str, Any]]) -> None:
-        body = dumps(events)
-        n = len(events)
+    def _sleep(self, seconds: float) -> None:
+        """Back off; a flush or shutdown wakes us early (the caller then re-checks its deadline)."""
+        with self._signal:
+            self._signal.wait(seconds)
+
+    def _ship(self, body: bytes, n: int, events: List[Dict[str, Any]]) -> None:
         backoff = INITIAL_BACKOFF
+        server_errors = 0
         while True:
+            if self._shutdown:
+                self.stats.add(failed=n)
+                return
             result = self.client.send_events(body)
             if result.config_etag and self.on_config_etag is not None:
                 try:
@@ -236,20 +250,28 @@ class Agent:
             if result.status == 413 and n > 1:
                 # too large for the collector: send it in halves rather than lose it
                 logger.debug("moesif: batch of %d too large (413); splitting", n)
-                self._ship(events[: n // 2])
-                self._ship(events[n // 2 :])
+                for half in (events[: n // 2], events[n // 2 :]):
+                    part, bad = _serialise(half)
+                    if part is not None:
+                        self._ship(part, len(half) - bad, half)
                 return
             if not result.retryable:
                 self.stats.add(failed=n)
                 logger.warning("moesif: the collector refused a batch of %d event(s) (%s); dropped", n,
                                result.error)
                 return
+            if result.status is not None and result.status >= 500 and result.status != 503:
+                server_errors += 1
+                if server_errors >= MAX_SERVER_ERROR_ATTEMPTS:
+                    self.stats.add(failed=n)
+                    logger.warning("moesif: gave up on a batch of %d event(s) after %d server errors (%s)", n,
+                                   server_errors, result.error)
+                    return
             self.stats.add(retried=1)
-            if result.retry_after is not None:
-                wait = min(result.retry_after, MAX_RETRY_AFTER)
-            else:
-                wait = backoff * _rng.uniform(0.5, 1.5)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+            wait = backoff * _rng.uniform(0.5, 1.5)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+            if result.retry_after is not None:  # honoured as a minimum, with jitter so processes spread out
+                wait = max(min(result.retry_after, MAX_RETRY_AFTER), wait) * _rng.uniform(1.0, 1.2)
             deadline = self._deadline
             if deadline is not None:
                 remaining = deadline - time.monotonic()
@@ -259,23 +281,25 @@ class Agent:
                     return
                 wait = min(wait, remaining)
             logger.debug("moesif: batch of %d failed (%s); retrying in %.2fs", n, result.error, wait)
-            self._wakeup.wait(wait)
+            self._sleep(wait)
 
     # -- flushing ----------------------------------------------------------------------------------------------
 
     def pending(self) -> int:
         """Events queued or being sent."""
-        return len(self._queue) + self._inflight
+        return self._queue.pending()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Send what is queued now; wait at most ``timeout`` seconds. ``True`` if everything was handled."""
         if self._pid != os.getpid():
             return True
-        if len(self._queue) and not self._workers_alive():
-            self._start_workers()
+        if len(self._queue) and not self._running:
+            self.start()
         deadline = time.monotonic() + timeout
         self._deadline = deadline
         self._queue.hurry(True)
+        with self._signal:
+            self._signal.notify_all()  # a worker backing off retries now, within the deadline
         try:
             while self.pending():
                 remaining = deadline - time.monotonic()
@@ -289,25 +313,28 @@ class Agent:
             self._deadline = None
 
     def shutdown(self, timeout: Optional[float] = None) -> bool:
-        """Flush within ``timeout`` (default ``EXIT_FLUSH_TIMEOUT``) and stop the workers."""
+        """Flush within ``timeout`` (default ``EXIT_FLUSH_TIMEOUT``) and stop the workers. Later captures are
+        dropped and counted."""
         if self._shutdown:
             return True
         if timeout is None:
             timeout = self.settings.exit_flush_timeout
         done = self.flush(timeout) if self.pending() else True
         self._shutdown = True
-        left = self._queue.clear() + self._inflight  # what the workers had not finished is abandoned
+        self._queue.wake(close=True)
+        left = self._queue.clear()  # never taken by a worker; what is in flight is counted by its worker
         if left:
             self.stats.add(failed=left)
-            logger.warning("moesif: %d event(s) not sent at exit (collector unreachable within %.1fs)", left,
-                           timeout)
-        self._queue.wake(close=True)
-        self._wakeup.set()
+        if left or not done:
+            logger.warning("moesif: %d event(s) not sent at exit (collector unreachable within %.1fs)",
+                           left + self._queue.inflight, timeout)
+        with self._signal:
+            self._signal.notify_all()
         self.remote.stop()
         return done
 
     def snapshot(self) -> Dict[str, int]:
-        """The counters: queued, sent, dropped, failed, retried, batches, and the current queue length."""
+        """The counters: queued, sent, dropped, failed, retried, sampled_out, batches, and what is pending."""
         d = self.stats.snapshot()
         d["queued"] = self._queue.accepted
         d["dropped"] = self._queue.refused
@@ -319,11 +346,41 @@ class Agent:
         self.stats = Stats()
 
 
-def _atexit(ref: weakref.ReferenceType[Agent]) -> None:
-    agent = ref()
-    if agent is not None and agent._pid == os.getpid():
+def _serialise(events: List[Dict[str, Any]]) -> tuple[Optional[bytes], int]:
+    """The batch as JSON; an event that cannot be serialised (absurdly deep nesting) is left out alone.
+    Returns ``(body or None, number left out)``."""
+    if not events:
+        return None, 0
+    try:
+        return dumps(events), 0
+    except Exception:
+        logger.debug("moesif: batch not serialisable as a whole; trying event by event", exc_info=True)
+        parts = []
+        for event in events:
+            try:
+                parts.append(dumps(event))
+            except Exception:
+                logger.warning("moesif: an event could not be serialised; dropped", exc_info=True)
+        if not parts:
+            return None, len(events)
+        return b"[" + b",".join(parts) + b"]", len(events) - len(parts)
+
+
+_AGENTS: weakref.WeakSet[Agent] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all_at_exit() -> None:
+    """One exit deadline for every agent in the process (not one each), never waiting longer."""
+    agents = [a for a in list(_AGENTS) if a._pid == os.getpid() and not a._shutdown]
+    if not agents:
+        return
+    deadline = time.monotonic() + max(a.settings.exit_flush_timeout for a in agents)
+    for agent in agents:
+        agent._queue.hurry(True)
+    for agent in agents:
         try:
-            agent.shutdown()
+            agent.shutdown(max(0.0, deadline - time.monotonic()))
         except Exception:
             logger.debug("moesif: error during exit flush", exc_info=True)
 

@@ -12,9 +12,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 import requests
 
-from .client import IngestionClient, MoesifAPIError
+from .client import IngestionClient, MoesifAPIError, default_base_uri
 from .jsoncodec import dumps
-from .settings import DEFAULT_BASE_URI
 from .version import __version__
 
 logger = logging.getLogger("moesif")
@@ -61,13 +60,16 @@ class MoesifAPI:
 
 
 class MoesifAPIClient:
-    """``MoesifAPIClient("your application id").api.update_user({...})``."""
+    """``MoesifAPIClient("your application id").api.update_user({...})``.
+
+    Without ``base_uri`` it sends where the app's middleware sends (its ``BASE_URI``), as the originals did, else
+    to the hosted API."""
 
     def __init__(self, application_id: str, base_uri: Optional[str] = None, timeout: float = 10.0) -> None:
         if not isinstance(application_id, str) or not application_id.strip():
             raise ValueError("moesif: MoesifAPIClient needs your Moesif Application Id as its first argument.")
         self.client = IngestionClient(
-            application_id, base_uri or DEFAULT_BASE_URI, user_agent=f"moesif-core-python/{__version__}",
+            application_id, base_uri or default_base_uri(), user_agent=f"moesif-core-python/{__version__}",
             timeout=timeout,
         )
         self.api = MoesifAPI(self.client)
@@ -92,6 +94,9 @@ class ProfileHelpers:
             return False
         except MoesifAPIError as exc:
             logger.warning("%s", exc)
+            return False
+        except Exception:
+            logger.warning("moesif: %s failed", name, exc_info=True)
             return False
         logger.debug("moesif: %s succeeded", name)
         return True

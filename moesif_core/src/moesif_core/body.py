@@ -20,11 +20,14 @@ TRUNCATED_METADATA_KEY = "moesif_body_truncated"
 class BodyTap:
     """Keeps the first ``limit`` bytes of a body seen in chunks, and the total size."""
 
-    __slots__ = ("limit", "chunks", "kept", "total")
+    __slots__ = ("limit", "chunks", "kept", "total", "_buffer")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        #: the kept chunks while there is only one (the common case: no copy); then one growing buffer, so many
+        #: tiny chunks cost their bytes, not an object each
         self.chunks: List[bytes] = []
+        self._buffer: Optional[bytearray] = None
         self.kept = 0
         self.total = 0
 
@@ -37,7 +40,14 @@ class BodyTap:
         if n > room:
             chunk = chunk[:room]
             n = room
-        self.chunks.append(chunk)
+        if self._buffer is not None:
+            self._buffer += chunk
+        elif self.chunks:
+            self._buffer = bytearray(self.chunks[0])
+            self._buffer += chunk
+            self.chunks = []
+        else:
+            self.chunks.append(bytes(chunk))
         self.kept += n
 
     @property
@@ -45,10 +55,10 @@ class BodyTap:
         return self.total > self.kept
 
     def data(self) -> bytes:
-        """The kept bytes, joined. Called by the worker, not on the request path."""
-        if len(self.chunks) == 1:
-            return self.chunks[0]
-        return b"".join(self.chunks)
+        """The kept bytes. Called by the worker, not on the request path."""
+        if self._buffer is not None:
+            return bytes(self._buffer)
+        return self.chunks[0] if self.chunks else b""
 
 
 def encode_body(data: Optional[bytes], truncated: bool = False) -> Tuple[Any, Optional[str]]:

@@ -5,6 +5,8 @@ path: this is where the costly parts (header naming, JWT decoding, JSON parsing,
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from typing import Any, Dict, Optional
 
 from .body import TRUNCATED_METADATA_KEY, BodyTap, encode_body
@@ -18,6 +20,12 @@ from .timeutil import format_time
 logger = logging.getLogger("moesif")
 
 TRANSACTION_ID_HEADER = "X-Moesif-Transaction-Id"
+_TID_LOWER = TRANSACTION_ID_HEADER.lower()
+#: ``metadata`` key for bodies left out: ``{"request": "<why>"}``.
+OMITTED_METADATA_KEY = "moesif_body_omitted"
+UNMASKABLE = "body masks are set and this body is not JSON, so it could not be masked"
+#: ``metadata`` key set when ``MASK_EVENT_MODEL`` raised and the event was sent without its bodies.
+MASK_FAILED_METADATA_KEY = "moesif_mask_failed"
 
 _WSGI_UNPREFIXED = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
 
@@ -91,13 +99,14 @@ class EventBuilder:
         self.response_header_masks = normalise(settings.response_header_masks)
         self.request_body_masks = normalise(settings.request_body_masks)
         self.response_body_masks = normalise(settings.response_body_masks)
+        self._last_mask_warning = float("-inf")
 
     def event_model(self, raw: RawCapture) -> EventModel:
         s = self.settings
         req_headers = headers_dict(raw.request_headers, raw.wsgi_headers)
-        if raw.transaction_id and TRANSACTION_ID_HEADER not in req_headers:
-            req_headers[TRANSACTION_ID_HEADER] = raw.transaction_id
         lower = {k.lower(): v for k, v in req_headers.items()}
+        if raw.transaction_id and _TID_LOWER not in lower:
+            req_headers[TRANSACTION_ID_HEADER] = raw.transaction_id
         resp_headers = headers_dict(raw.response_headers)
 
         user_id = _id(raw.user_id, "IDENTIFY_USER")
@@ -118,14 +127,23 @@ class EventBuilder:
             req_body, req_enc = self._body(raw.request_body, "request", truncated)
             if not raw.head:
                 resp_body, resp_enc = self._body(raw.response_body, "response", truncated)
-        if truncated:
-            metadata = dict(metadata or {})
-            metadata[TRUNCATED_METADATA_KEY] = truncated
-
+        omitted: Dict[str, str] = {}
         if req_enc == "json":
             req_body = mask_body(req_body, self.request_body_masks)
+        elif req_enc is not None and self.request_body_masks:
+            # masks are set but this body is not JSON we can mask (a form, a truncated document): sending it
+            # would send what the user asked to hide, so it is left out and the event says why
+            req_body, req_enc, omitted["request"] = None, None, UNMASKABLE
         if resp_enc == "json":
             resp_body = mask_body(resp_body, self.response_body_masks)
+        elif resp_enc is not None and self.response_body_masks:
+            resp_body, resp_enc, omitted["response"] = None, None, UNMASKABLE
+        if truncated or omitted:
+            metadata = dict(metadata or {})
+            if truncated:
+                metadata[TRUNCATED_METADATA_KEY] = truncated
+            if omitted:
+                metadata[OMITTED_METADATA_KEY] = omitted
         mask_headers(req_headers, self.request_header_masks)
         mask_headers(resp_headers, self.response_header_masks)
 
@@ -157,7 +175,7 @@ class EventBuilder:
             direction=raw.direction,
             weight=raw.weight if raw.weight is not None else 1,
             blocked_by=raw.blocked_by,
-            transaction_id=raw.transaction_id,
+            transaction_id=raw.transaction_id or str(uuid.uuid4()),
         )
 
     @staticmethod
@@ -168,6 +186,13 @@ class EventBuilder:
             truncated[side] = tap.total
         return encode_body(tap.data(), tap.truncated)
 
+    def _mask_failed(self) -> None:
+        now = time.monotonic()
+        if now - self._last_mask_warning >= 60:
+            self._last_mask_warning = now
+            logger.warning("moesif: MASK_EVENT_MODEL raised; such events are sent without bodies (logged at most "
+                           "once a minute)", exc_info=True)
+
     def build(self, raw: RawCapture) -> Optional[Dict[str, Any]]:
         """The wire dict, after ``MASK_EVENT_MODEL``; ``None`` if the event cannot be built (logged)."""
         try:
@@ -177,14 +202,24 @@ class EventBuilder:
             return None
         mask = self.settings.mask_event_model
         if mask is not None:
+            # The originals never handed MASK_EVENT_MODEL a None body, and their READMEs' example
+            # (``if 'password' in event_model.response.body:``) relies on that: the mask sees "" for an absent
+            # body, which is null again on the wire.
+            for part in (event.request, event.response):
+                if part.body is None:
+                    part.body = ""
             try:
                 masked = mask(event)
-            except Exception:
-                # The user asked for data to be removed and we cannot tell how much was: sending the event as is
-                # could leak what they meant to hide, so it is dropped (and logged).
-                logger.warning("moesif: MASK_EVENT_MODEL raised; the event is dropped rather than sent unmasked",
-                               exc_info=True)
-                return None
+            except Exception:  # noqa: BLE001 - logged (rate-limited, with traceback) by _mask_failed
+                # The user asked for data to be removed and we cannot tell how much was. Sending the event as is
+                # could leak what they meant to hide, dropping it would lose the call (the originals' README mask
+                # raises on every body-less response), so it goes without bodies and says so.
+                self._mask_failed()
+                event = self.event_model(raw)
+                for side in (event.request, event.response):
+                    side.body, side.transfer_encoding = None, None
+                event.metadata = {**(event.metadata or {}), MASK_FAILED_METADATA_KEY: True}
+                masked = None
             if isinstance(masked, EventModel):
                 event = masked
             elif isinstance(masked, dict):
@@ -192,6 +227,9 @@ class EventBuilder:
             elif masked is not None:
                 logger.warning("moesif: MASK_EVENT_MODEL returned %s, expected an EventModel; using the event as "
                                "masked in place", type(masked).__name__)
+        for part in (event.request, event.response):
+            if getattr(part, "body", None) == "" and getattr(part, "transfer_encoding", None) is None:
+                part.body = None
         try:
             return event.to_dict()
         except Exception:

@@ -8,6 +8,7 @@ URL, headers as given, the body taps, the peer address and the results of the us
 
 from __future__ import annotations
 
+from collections.abc import ItemsView
 from typing import Any, Iterable, Optional, Tuple
 
 from .body import BodyTap
@@ -98,8 +99,19 @@ class RawCapture:
         self.head = method == "HEAD"
 
     def size_estimate(self) -> int:
-        """Bytes this capture holds, for the queue's byte bound: the kept bodies plus a fixed overhead."""
-        size = EVENT_OVERHEAD_BYTES
+        """Bytes this capture holds, for the queue's byte bound: the kept bodies, the URL and request header
+        values, plus a fixed overhead."""
+        size = EVENT_OVERHEAD_BYTES + len(self.uri)
+        headers = self.request_headers
+        if isinstance(headers, dict):  # a WSGI environ copy: count its text values
+            for value in headers.values():
+                if isinstance(value, str):
+                    size += len(value)
+        elif isinstance(headers, (list, tuple, ItemsView)):  # never a generator: it would be consumed
+            for pair in headers:
+                value = pair[1]
+                if isinstance(value, (str, bytes)):
+                    size += len(value)
         if self.request_body is not None:
             size += self.request_body.kept
         if self.response_body is not None:

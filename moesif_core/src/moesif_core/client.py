@@ -30,6 +30,20 @@ CONNECT_TIMEOUT = 3.0
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
+_default_base_uri: Optional[str] = None
+
+
+def set_default_base_uri(base_uri: str) -> None:
+    """Remember the ``BASE_URI`` the app configured its middleware with, for ``MoesifAPIClient`` (the originals
+    shared one process-wide base URI between the middleware and the API client)."""
+    global _default_base_uri
+    _default_base_uri = base_uri
+
+
+def default_base_uri() -> str:
+    return _default_base_uri or DEFAULT_BASE_URI
+
+
 class MoesifAPIError(Exception):
     """A profile call was refused by the ingestion API or could not reach it."""
 
@@ -82,6 +96,12 @@ class IngestionClient:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._session: Optional[requests.Session] = None
+        if hasattr(os, "register_at_fork"):  # a lock held by another thread at fork() would never be released
+            os.register_at_fork(after_in_child=self._reset_after_fork)
+
+    def _reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._session = None
 
     @property
     def session(self) -> requests.Session:
@@ -97,7 +117,6 @@ class IngestionClient:
                             "Accept": "application/json",
                         }
                     )
-                    s.trust_env = False  # a proxy from the environment is the user's to configure on BASE_URI
                     self._session = s
                     self._pid = os.getpid()
         return self._session

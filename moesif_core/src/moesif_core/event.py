@@ -4,7 +4,8 @@ Attribute names follow the originals' ``moesifapi`` models (``event.request.head
 ``event.user_id``, ``event.metadata``...), so a user's mask function written for them works unchanged. It may
 mutate the event or return another one (or a plain dict in the wire shape). :meth:`EventModel.to_dict` gives
 exactly the JSON of WIRE.md: every key present, ``null`` when unset. Constructor arguments keep the originals'
-positional order too.
+positional order too. The classes have no ``__slots__``, so a mask function may add attributes as it could on
+the originals' models; ``to_dictionary()`` is the originals' name for ``to_dict()``.
 """
 
 from __future__ import annotations
@@ -23,10 +24,18 @@ def _time(value: Any) -> Any:
     return value
 
 
-class EventRequestModel:
+class _Model:
+    def to_dict(self) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def to_dictionary(self) -> Dict[str, Any]:
+        """The originals' name for :meth:`to_dict`."""
+        return self.to_dict()
+
+
+class EventRequestModel(_Model):
     """``request`` of an event."""
 
-    __slots__ = ("time", "uri", "verb", "api_version", "ip_address", "headers", "body", "transfer_encoding")
 
     def __init__(
         self,
@@ -61,10 +70,9 @@ class EventRequestModel:
         }
 
 
-class EventResponseModel:
+class EventResponseModel(_Model):
     """``response`` of an event."""
 
-    __slots__ = ("time", "status", "ip_address", "headers", "body", "transfer_encoding")
 
     def __init__(
         self,
@@ -93,22 +101,9 @@ class EventResponseModel:
         }
 
 
-class EventModel:
+class EventModel(_Model):
     """One API call."""
 
-    __slots__ = (
-        "request",
-        "response",
-        "user_id",
-        "company_id",
-        "session_token",
-        "tags",
-        "metadata",
-        "direction",
-        "weight",
-        "blocked_by",
-        "transaction_id",
-    )
 
     def __init__(
         self,

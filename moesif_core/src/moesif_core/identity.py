@@ -48,6 +48,10 @@ def _field(payload: Mapping[str, Any], path: str) -> Any:
     """``sub`` or a dotted path (``user.id``); a literal key containing dots wins over the path."""
     if path in payload:
         return payload[path]
+    lowered = path.lower()
+    for key, value in payload.items():  # the originals lower-cased the field name: accept any case
+        if isinstance(key, str) and key.lower() == lowered:
+            return value
     node: Any = payload
     for part in path.split("."):
         if not isinstance(node, Mapping) or part not in node:
@@ -110,9 +114,11 @@ def _valid_ip(candidate: str) -> Optional[str]:
     elif c.count(":") == 1:  # v4:port
         c = c.split(":", 1)[0]
     try:
-        return str(ipaddress.ip_address(c))
+        ip = ipaddress.ip_address(c)
     except ValueError:
         return None
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:203.0.113.7 is the IPv4 client 203.0.113.7
+    return str(mapped or ip)
 
 
 def _candidates(name: str, value: str) -> list[str]:

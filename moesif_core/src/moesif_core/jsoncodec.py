@@ -9,11 +9,22 @@ the standard library accepts (NaN, integers beyond 64 bits, non-string keys), an
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any
 
-_std_dumps: Callable[[Any], bytes] = lambda obj: json.dumps(  # noqa: E731
-    obj, default=str, separators=(",", ":"), ensure_ascii=False
-).encode("utf-8")
+
+def _default(value: Any) -> Any:
+    """Values JSON cannot hold: dates as ISO-8601, anything else as its ``str``."""
+    iso = getattr(value, "isoformat", None)
+    if callable(iso):
+        return iso()
+    return str(value)
+
+
+def _std_dumps(obj: Any) -> bytes:
+    try:
+        return json.dumps(obj, default=_default, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except RecursionError as exc:  # absurd nesting: say so as a ValueError callers handle
+        raise ValueError("too deeply nested to serialise") from exc
 
 try:
     import orjson
@@ -31,7 +42,7 @@ try:
     def dumps(obj: Any) -> bytes:
         """Serialise for the wire; values JSON cannot hold go as their ``str``."""
         try:
-            return orjson.dumps(obj, default=str, option=_OPTIONS)
+            return orjson.dumps(obj, default=_default, option=_OPTIONS)
         except (TypeError, orjson.JSONEncodeError):
             return _std_dumps(obj)
 

@@ -2,7 +2,9 @@
 
 ``put`` never blocks on anything but a short lock: when either bound is reached the new capture is dropped and
 counted. Workers take batches with :meth:`EventQueue.take`, which waits until a batch is full, the batch timeout
-passes, or the queue is closed.
+passes, the queue is hurried by a flush, or it is closed; a batch is also cut at :data:`MAX_BATCH_BYTES`. What a
+worker has taken stays counted as *in flight* until it calls :meth:`EventQueue.done`, so ``pending`` never misses
+a batch between the queue and the network.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ from collections import deque
 from typing import Deque, List, Tuple
 
 from .capture import RawCapture
+
+#: Longest a worker waits in one go (also caps absurd ``EVENT_BATCH_TIMEOUT`` values).
+MAX_WAIT = 3600.0
+#: A batch is cut when the captures in it hold this many bytes (the collector's request size stays sane).
+MAX_BATCH_BYTES = 8 * 1024 * 1024
 
 
 class EventQueue:
@@ -25,6 +32,8 @@ class EventQueue:
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
         self._hurry = 0
+        #: captures taken by workers and not yet reported done
+        self.inflight = 0
         #: captures accepted and refused since start (read by :class:`~moesif_core.agent.Agent` for its stats)
         self.accepted = 0
         self.refused = 0
@@ -36,11 +45,16 @@ class EventQueue:
     def bytes(self) -> int:
         return self._bytes
 
+    def pending(self) -> int:
+        """Queued plus in flight, read consistently."""
+        with self._cond:
+            return len(self._items) + self.inflight
+
     def put(self, raw: RawCapture) -> bool:
-        """Add ``raw``; ``False`` (and nothing kept) when a bound is reached."""
+        """Add ``raw``; ``False`` (and nothing kept) when a bound is reached or the queue is closed."""
         size = raw.size_estimate()
         with self._cond:
-            if len(self._items) >= self.max_events or self._bytes + size > self.max_bytes:
+            if self._closed or len(self._items) >= self.max_events or self._bytes + size > self.max_bytes:
                 self.refused += 1
                 return False
             self._items.append((raw, size))
@@ -51,8 +65,9 @@ class EventQueue:
         return True
 
     def take(self, timeout: float) -> List[RawCapture]:
-        """Up to ``batch_size`` captures; waits at most ``timeout`` for a full batch (less if closed)."""
-        deadline = time.monotonic() + timeout
+        """Up to ``batch_size`` captures; waits at most ``timeout`` for a full batch (less if hurried or closed).
+        The captures returned count as in flight until :meth:`done`."""
+        deadline = time.monotonic() + min(timeout, MAX_WAIT)
         with self._cond:
             while len(self._items) < self.batch_size and not self._closed and not (self._hurry and self._items):
                 remaining = deadline - time.monotonic()
@@ -60,14 +75,21 @@ class EventQueue:
                     break
                 self._cond.wait(remaining)
             batch: List[RawCapture] = []
-            while self._items and len(batch) < self.batch_size:
+            batch_bytes = 0
+            while self._items and len(batch) < self.batch_size and (not batch or batch_bytes < MAX_BATCH_BYTES):
                 raw, size = self._items.popleft()
                 self._bytes -= size
+                batch_bytes += size
                 batch.append(raw)
+            self.inflight += len(batch)
             return batch
 
+    def done(self, n: int) -> None:
+        with self._cond:
+            self.inflight -= n
+
     def wake(self, close: bool = False) -> None:
-        """Wake waiting workers now (to flush); ``close`` makes every later ``take`` return at once."""
+        """Wake waiting workers now; ``close`` refuses later puts and makes ``take`` return at once."""
         with self._cond:
             if close:
                 self._closed = True

@@ -43,6 +43,7 @@ class RemoteConfig:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._stopped = False
+        self._wanted_etag: Optional[str] = None
 
     def current(self) -> State:
         """The config and rules in force (an atomic read of one tuple)."""
@@ -68,6 +69,7 @@ class RemoteConfig:
     def notice_etag(self, etag: str) -> None:
         """Called with the ETag a batch response carried; wakes the fetcher when it changed."""
         if etag and etag != self.etag:
+            self._wanted_etag = etag
             self._wake.set()
 
     def refresh_now(self) -> None:
@@ -114,6 +116,9 @@ class RemoteConfig:
         except requests.RequestException as exc:
             logger.warning("moesif: could not fetch /v1/rules (%s); keeping the last rules", exc)
         self._state = (config, tuple(rules))
-        self.etag = etag
+        # the batch ETag that caused this fetch is now held, even if /v1/config answered with another (or none):
+        # otherwise every batch would trigger a refetch
+        self.etag = self._wanted_etag or etag
+        self._wanted_etag = None
         self.fetches += 1
         logger.debug("moesif: config refreshed (etag %s, %d rule(s))", etag, len(rules))

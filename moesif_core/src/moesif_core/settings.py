@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union
+from urllib.parse import urlsplit
 
 DEFAULT_BASE_URI = "https://api.moesif.net"
 
@@ -82,6 +84,15 @@ _SPEC: dict[str, tuple[str, tuple[tuple[type, ...], str]]] = {
     "GET_SESSION_TOKEN_OUTGOING": ("get_session_token_outgoing", _CALLABLE),
     "LOG_BODY_OUTGOING": ("log_body_outgoing", _BOOL),
 }
+
+#: Older or per-package spellings; the canonical key (the value) wins when both are given.
+_ALIASES = {
+    "LOCAL_MOESIF_BASEURL": "BASE_URI",
+    "LOCAL_DEBUG": "DEBUG",
+    "DISABLE_TRANSACTION_ID": "DISABLED_TRANSACTION_ID",
+}
+#: Flags that are on when any of their spellings is on.
+_FLAG_ALIASES = {"DEBUG", "LOCAL_DEBUG", "DISABLED_TRANSACTION_ID", "DISABLE_TRANSACTION_ID"}
 
 # Keys some original accepted but that have no effect here; they are warned about, never fatal.
 ACCEPTED_IGNORED_KEYS = frozenset(
@@ -159,7 +170,10 @@ class Settings:
         merged: dict[str, Any] = dict(defaults or {})
         merged.update(settings)
         values: dict[str, Any] = {}
-        for key, value in merged.items():
+        # aliases first, so the canonical spelling wins when both are given (``BASE_URI`` over
+        # ``LOCAL_MOESIF_BASEURL``); for flags, either spelling set to True turns the flag on
+        ordered = sorted(merged.items(), key=lambda kv: kv[0] not in _ALIASES)
+        for key, value in ordered:
             if not isinstance(key, str):
                 raise TypeError(f"{where}: setting names must be strings, got {key!r}.")
             spec = _SPEC.get(key)
@@ -167,9 +181,12 @@ class Settings:
                 _unknown_key(key, where)
                 continue
             attr, (kinds, expected) = spec
-            if value is None:
-                continue  # None means "not set", as with the originals' dict.get
-            values[attr] = _check(key, value, kinds, expected, where)
+            if value is None or (attr == "base_uri" and value == ""):
+                continue  # None (or an empty BASE_URI) means "not set", as with the originals' ``or`` chains
+            checked = _check(key, value, kinds, expected, where)
+            if kinds is _BOOL[0] and key in _FLAG_ALIASES and values.get(attr):
+                continue  # DEBUG or LOCAL_DEBUG: either one on means on
+            values[attr] = checked
         app_id = values.get("application_id")
         if not app_id or not str(app_id).strip():
             raise ValueError(
@@ -215,6 +232,8 @@ def _check(key: str, value: Any, kinds: Tuple[type, ...], expected: str, where: 
         raise TypeError(f"{where}: {key} must be {expected}, got {type(value).__name__} {value!r}.")
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise TypeError(f"{where}: {key} must be {expected}, got {type(value).__name__} {value!r}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}: {key} must be a finite number, got {value!r}.")
     return value
 
 
@@ -234,7 +253,7 @@ def _check_ranges(values: dict[str, Any], where: str) -> None:
         if attr in values and values[attr] < 0:
             raise ValueError(f"{where}: {key} must be 0 or more, got {values[attr]!r}.")
     base = values.get("base_uri")
-    if base is not None and not base.startswith(("http://", "https://")):
+    if base is not None and (not base.startswith(("http://", "https://")) or not urlsplit(base).netloc):
         raise ValueError(
             f"{where}: BASE_URI must be an http:// or https:// URL such as 'https://api.moesif.net', got {base!r}."
         )
