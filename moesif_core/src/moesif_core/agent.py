@@ -256,9 +256,9 @@ class Agent:
                         self._ship(part, len(half) - bad, half)
                 return
             if not result.retryable:
-                self.stats.add(failed=n)
                 logger.warning("moesif: the collector refused a batch of %d event(s) (%s); dropped", n,
                                result.error)
+                self.stats.add(failed=n)  # after the log line: whoever watches the counter then sees both
                 return
             if result.status is not None and result.status >= 500 and result.status != 503:
                 server_errors += 1
@@ -284,6 +284,11 @@ class Agent:
             self._sleep(wait)
 
     # -- flushing ----------------------------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """``True`` once :meth:`shutdown` ran: captures are refused from then on."""
+        return self._shutdown
 
     def pending(self) -> int:
         """Events queued or being sent."""

@@ -153,7 +153,8 @@ class EventBuilder:
             uri=raw.uri,
             verb=raw.method,
             api_version=api_version,
-            ip_address=client_ip(lower, raw.peer_ip),
+            # an outgoing call's headers are the app's own: a forwarded X-Forwarded-For says nothing of the caller
+            ip_address=client_ip(lower, raw.peer_ip) if raw.direction == "Incoming" else raw.peer_ip,
             headers=req_headers,
             body=req_body,
             transfer_encoding=req_enc,
