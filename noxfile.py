@@ -49,7 +49,11 @@ TEST_DEPS = [
     "selenium",
 ]
 
-LINT_DEPS = ["ruff", "mypy", "types-requests", "pytest", "hypothesis", "responses"]
+LINT_DEPS = ["ruff", "mypy", "types-requests", "django-stubs", "pytest", "hypothesis", "responses", "flask",
+             "starlette", "tornado", "httpx"]
+#: Packages whose code passes mypy --strict (the core and every adapter).
+TYPED = ["moesif_core", "moesif_collector", "moesifwsgi", "moesifasgi", "moesifdjango", "moesiftornado",
+         "moesifpythonrequest"]
 
 
 def _local_packages() -> list[str]:
@@ -61,14 +65,30 @@ def tests(session: nox.Session) -> None:
     """The whole default suite. Pass pytest arguments after ``--``."""
     session.install(*[arg for p in _local_packages() for arg in ("-e", p)], *TEST_DEPS)
     session.run("pytest", *session.posargs)
+    if not session.posargs:  # the Django adapter again, on the other supported LTS
+        session.install("django~=4.2.0")
+        session.run("pytest", "tests/djangoapp")
+
+
+DEMO_DEPS = ["requests", "flask", "fastapi", "uvicorn", "python-multipart", "django~=5.2.0", "tornado"]
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The local collector, the example apps with the middleware, traffic, and a summary. ``-- --serve`` keeps
+    everything running to look at."""
+    session.install(*[arg for p in _local_packages() for arg in ("-e", p)], *DEMO_DEPS)
+    session.run("python", "examples/demo.py", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff on everything, mypy --strict on the core (and every package that is typed clean)."""
+    """ruff on everything, mypy --strict on the core and every package."""
     session.install(*[arg for p in _local_packages() for arg in ("-e", p)], *LINT_DEPS)
     session.run("ruff", "check", ".")
-    session.run("mypy", "--strict", "moesif_core/src/moesif_core")
+    for package in TYPED:
+        if (ROOT / package / "pyproject.toml").exists():
+            session.run("mypy", "--strict", f"{package}/src/{package}")
 
 
 @nox.session

@@ -38,8 +38,11 @@ def test_adapter_installs_with_core_and_requests_only(adapter: str, wheelhouse: 
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--find-links", str(wheelhouse), adapter], check=True,
-                   timeout=600)
+    wheel = next(wheelhouse.glob(f"{adapter}-*.whl"))
+    version = wheel.name.split("-")[1]
+    # pinned: the originals are on PyPI under the same names with higher versions
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--find-links", str(wheelhouse), f"{adapter}=={version}"],
+                   check=True, timeout=600)
     listed = subprocess.run([str(py), "-m", "pip", "list", "--format", "json"], check=True, capture_output=True,
                             text=True).stdout
     installed = {p["name"].lower().replace("_", "-") for p in json.loads(listed)}
@@ -47,7 +50,6 @@ def test_adapter_installs_with_core_and_requests_only(adapter: str, wheelhouse: 
     extra = installed & FRAMEWORKS - ALLOWED.get(adapter, set())
     assert not extra, f"{adapter} pulled in {sorted(extra)}"
     subprocess.run([str(py), "-c", f"import {adapter}, moesif_core"], check=True, timeout=60)
-    wheel = next(wheelhouse.glob(f"{adapter}-*.whl"))
     import zipfile
 
     assert any(n.endswith(f"{adapter}/py.typed") for n in zipfile.ZipFile(wheel).namelist())

@@ -1,0 +1,1 @@
+"""No models: the demo uses Django's own User. (This module lets migrate send post_migrate to the app.)"""

@@ -1,0 +1,174 @@
+"""What the middleware reads from a Django request: URL, headers, request body, user and session.
+
+Everything here copies raw parts only; naming headers, parsing bodies, decoding tokens and finding the client IP
+happen later in the core's worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, List, Optional, Tuple
+
+from django.conf import settings as django_settings
+from django.http import HttpRequest
+from django.utils.functional import LazyObject, empty
+
+from moesif_core import BodyTap
+
+logger = logging.getLogger("moesif")
+
+def header_pairs(meta: Any) -> List[Tuple[str, Any]]:
+    """The request headers as ``request.META`` holds them (``HTTP_X_CASE``, ``CONTENT_TYPE``...), for the core's
+    ``wsgi_headers`` naming. The same under WSGI and ASGI: Django builds ``META`` alike for both."""
+    out = [(k, v) for k, v in meta.items() if k[:5] == "HTTP_"]
+    content_type = meta.get("CONTENT_TYPE")
+    if content_type:
+        out.append(("CONTENT_TYPE", content_type))
+    length = meta.get("CONTENT_LENGTH")
+    if length:
+        out.append(("CONTENT_LENGTH", length))
+    return out
+
+
+def request_uri(request: HttpRequest) -> str:
+    """Scheme, host, path and query string as the client asked for them.
+
+    The host is Django's raw host (``X-Forwarded-Host`` under ``USE_X_FORWARDED_HOST``, else ``Host``, else the
+    server name and port): what ``get_host()`` returns, without re-validating it against ``ALLOWED_HOSTS`` on every
+    request (Django already did, and a refused host is recorded as sent).
+    """
+    meta = request.META
+    try:
+        host = getattr(request, "_get_raw_host")()  # noqa: B009 - private (Django >= 1.9), untyped in the stubs
+    except Exception:  # noqa: BLE001 - an old or unusual request class: fall back to the headers
+        host = str(meta.get("HTTP_HOST") or meta.get("SERVER_NAME") or "")
+    return f"{request.scheme}://{host}{request.get_full_path()}"
+
+
+def content_length(meta: Any) -> Optional[int]:
+    value = meta.get("CONTENT_LENGTH")
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return None
+    return n if n >= 0 else None
+
+
+class TeeStream:
+    """Stands in for ``request._stream`` when the body is not read up front: whatever the app (``request.read()``,
+    ``request.POST``, ``request.FILES``, ``request.body``) reads passes through unchanged, and the first
+    ``MAX_BODY_SIZE`` bytes are kept in the tap. Nothing is read that the app does not read."""
+
+    __slots__ = ("_stream", "_tap")
+
+    def __init__(self, stream: Any, tap: BodyTap) -> None:
+        self._stream = stream
+        self._tap = tap
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        data = self._stream.read(*args, **kwargs)
+        if data:
+            self._tap.feed(data)
+        return data
+
+    def readline(self, *args: Any, **kwargs: Any) -> Any:
+        data = self._stream.readline(*args, **kwargs)
+        if data:
+            self._tap.feed(data)
+        return data
+
+    def __iter__(self) -> Any:
+        return iter(self.readline, b"")
+
+    def __getattr__(self, name: str) -> Any:  # close, seek, seekable, tell...
+        return getattr(self._stream, name)
+
+
+def capture_request_body(request: HttpRequest, limit: int) -> Tuple[Optional[BodyTap], Optional[int]]:
+    """The request body tap, and the declared size when the body is left for the app to read.
+
+    - Already read by someone (``request.body`` cached): that.
+    - Declared size within ``limit`` (``MAX_BODY_SIZE``) and within Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE``: read
+      ``request.body`` now. That is what Django itself does on first access; it caches the bytes and serves
+      ``request.POST``, ``request.FILES`` and ``request.read()`` from them, so the view sees the same request.
+    - Larger, or of unknown size (chunked): not read. ``request._stream`` is wrapped so the first ``limit`` bytes
+      the app reads are kept as they pass; a multipart upload still streams to Django's upload handlers (and to
+      disk) without us holding more than ``limit`` bytes of it.
+    """
+    d = request.__dict__
+    body = d.get("_body")
+    if body is not None:
+        tap = BodyTap(limit)
+        tap.feed(body)
+        return tap, None
+    meta = request.META
+    n = content_length(meta)
+    if n == 0 or (n is None and not meta.get("HTTP_TRANSFER_ENCODING")):
+        return None, None
+    if d.get("_read_started") or "_stream" not in d:
+        return None, None
+    if n is not None and n <= limit:
+        max_memory = django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if max_memory is None or n <= max_memory:
+            try:
+                body = request.body
+            except Exception:
+                logger.debug("moesif: could not read the request body", exc_info=True)
+                return None, None
+            tap = BodyTap(limit)
+            tap.feed(body)
+            return tap, None
+    tap = BodyTap(limit)
+    setattr(request, "_stream", TeeStream(d["_stream"], tap))  # noqa: B010 - a private slot: no typed access
+    return tap, n
+
+
+def seal_request_body(tap: Optional[BodyTap], declared: Optional[int]) -> None:
+    """A body left to the app: count the bytes it did not read, so the event says the body was cut
+    (``metadata.moesif_body_truncated.request`` = the declared size) instead of looking whole or empty."""
+    if tap is not None and declared is not None and tap.total < declared:
+        tap.total = declared
+
+
+def loaded_user(request: HttpRequest, may_load: bool) -> Any:
+    """``request.user`` if the app already resolved it; with ``may_load``, resolve it now."""
+    d = request.__dict__
+    user = d.get("user")
+    if isinstance(user, LazyObject):
+        wrapped = getattr(user, "_wrapped", empty)
+        if wrapped is not empty:
+            return wrapped
+        cached = d.get("_acached_user")  # Django 5's ``await request.auser()``
+        if cached is not None:
+            return cached
+        if not may_load:
+            return None
+        user.is_authenticated  # noqa: B018 - resolves the lazy user (session + one query), cached by Django
+        return getattr(user, "_wrapped", None)
+    if user is None:
+        return d.get("_acached_user")
+    return user
+
+
+def user_id_from_request(request: HttpRequest, may_load: bool) -> Optional[str]:
+    """The logged-in user's ``get_username()`` (the ``USERNAME_FIELD``, ``username`` for Django's own ``User``, as
+    the original's ``request.user.username``); ``None`` for anonymous users or no auth middleware."""
+    user = loaded_user(request, may_load)
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    get_username = getattr(user, "get_username", None)
+    name = get_username() if callable(get_username) else getattr(user, "username", None)
+    if name is None or name == "":
+        return None
+    return str(name)
+
+
+def session_key(request: HttpRequest) -> Optional[str]:
+    """The session key from ``SessionMiddleware`` (no database access)."""
+    session = request.__dict__.get("session")
+    if session is None:
+        return None
+    key = getattr(session, "session_key", None)
+    return key if isinstance(key, str) and key else None
