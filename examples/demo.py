@@ -55,7 +55,7 @@ class App:
     cwd: Path = HERE.parent
     prepare: Optional[List[str]] = None
     port: int = field(default_factory=free_port)
-    proc: Optional["subprocess.Popen[bytes]"] = None
+    proc: Optional[subprocess.Popen[bytes]] = None
 
     @property
     def url(self) -> str:
@@ -111,7 +111,7 @@ def traffic(app: App) -> List[Tuple[str, str, Dict[str, Any]]]:
     return calls
 
 
-def wait_http(url: str, deadline: float, proc: "subprocess.Popen[bytes]", name: str) -> None:
+def wait_http(url: str, deadline: float, proc: subprocess.Popen[bytes], name: str) -> None:
     while True:
         if proc.poll() is not None:
             log = Path(tempfile.gettempdir())  # the app's output is in its log file beside the demo database
@@ -128,7 +128,7 @@ def wait_http(url: str, deadline: float, proc: "subprocess.Popen[bytes]", name: 
             time.sleep(0.1)
 
 
-def start_collector(tmp: str) -> Tuple["subprocess.Popen[str]", str]:
+def start_collector(tmp: str) -> Tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "moesif_collector", "serve", "--port", "0", "--db", os.path.join(tmp, "demo.db")],
         stdout=subprocess.PIPE, text=True,
@@ -197,7 +197,7 @@ def _ms(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def stop(proc: "subprocess.Popen[Any]") -> None:
+def stop(proc: subprocess.Popen[Any]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)  # lets the apps' exit flush run
         try:
@@ -213,7 +213,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="moesif-demo-") as tmp:
         collector, url = start_collector(tmp)
-        procs: List["subprocess.Popen[Any]"] = []
+        procs: List[subprocess.Popen[Any]] = []
         try:
             env_base = {**os.environ, "MOESIF_BASE_URI": url, "MOESIF_APPLICATION_ID": "demo-app",
                         "EXAMPLE_DB": os.path.join(tmp, "django.sqlite3"), "PYTHONUNBUFFERED": "1"}
@@ -223,7 +223,7 @@ def main() -> int:
                 if app.prepare:
                     subprocess.run(app.prepare, cwd=app.cwd, env=env, check=True, timeout=120)
                 argv = app.argv + ([f"127.0.0.1:{app.port}"] if app.name == "django" else [])
-                log = open(os.path.join(tmp, f"{app.name}.log"), "wb")  # noqa: SIM115 - closed with the process
+                log = open(os.path.join(tmp, f"{app.name}.log"), "wb")
                 app.proc = subprocess.Popen(argv, cwd=app.cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
                 procs.append(app.proc)
                 started.append(app)
