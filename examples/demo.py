@@ -148,7 +148,9 @@ def collector_json(url: str, path: str) -> Any:
 def send(app: App) -> Tuple[int, int]:
     """Send the app's traffic; returns (requests sent, events expected)."""
     sent = expected = 0
+    # a connection per request, as many clients: a server may close a kept-alive one after an app error
     with requests.Session() as s:
+        s.headers["Connection"] = "close"
         for method, path, kwargs in traffic(app):
             stream = kwargs.pop("stream", False)
             try:

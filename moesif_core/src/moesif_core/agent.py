@@ -194,6 +194,7 @@ class Agent:
         failed = sampled_out = 0
         for raw in batch:
             event = self.builder.build(raw)
+            time.sleep(0)  # hand the GIL to the app's threads (an event loop) between events, not every 5 ms
             if event is None:
                 failed += 1
             elif not raw.weight and not self._sample_late(event):

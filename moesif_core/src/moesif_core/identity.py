@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import ipaddress
 import json
 from typing import Any, Mapping, Optional
@@ -103,6 +104,7 @@ def user_from_headers(
     return None
 
 
+@functools.lru_cache(maxsize=1024)  # parsing costs ~20 us; clients repeat
 def _valid_ip(candidate: str) -> Optional[str]:
     c = candidate.strip().strip('"')
     if not c or c.lower() == "unknown":

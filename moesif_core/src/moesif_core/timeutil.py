@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import time
 
+_last: tuple[int, str] = (-1, "")
+
 
 def format_time(epoch_seconds: float) -> str:
-    """``1764111706.0094`` -> ``'2025-11-25T23:01:46.009'``."""
+    """``1764111706.0094`` -> ``'2025-11-25T23:01:46.009'``. The ``...:SS.`` prefix of the last second is
+    reused: events come in bursts within one second."""
+    global _last
     whole = int(epoch_seconds // 1)
     ms = int((epoch_seconds - whole) * 1000)
-    t = time.gmtime(whole)
-    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms:03d}"
+    cached_second, prefix = _last
+    if cached_second != whole:
+        t = time.gmtime(whole)
+        prefix = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}."
+        _last = (whole, prefix)
+    return f"{prefix}{ms:03d}"
