@@ -70,6 +70,7 @@ def _as_id(value: Any) -> Optional[str]:
     return None
 
 
+@functools.lru_cache(maxsize=1024)  # the same few tokens come back call after call: decode each once
 def user_from_authorization(value: str, field: str = "sub") -> Optional[str]:
     """User id from one authorization header value: ``Bearer <jwt>`` -> the payload's ``field``;
     ``Basic <b64>`` -> the username; a bare JWT -> its ``field``; anything else -> ``None``."""
