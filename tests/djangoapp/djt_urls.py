@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import djt_views as v
 from django.http import HttpRequest, HttpResponse
@@ -16,8 +17,8 @@ def pre19(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     ``MOESIF_MIDDLEWARE`` (read when the middleware is built) is the one in force."""
 
     @functools.wraps(view)  # keeps csrf_exempt
-    def wrapper(request: HttpRequest) -> HttpResponse:
-        return decorator_from_middleware(MoesifMiddlewarePre19)(view)(request)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return decorator_from_middleware(MoesifMiddlewarePre19)(view)(request, *args, **kwargs)
 
     return wrapper
 
@@ -45,4 +46,8 @@ urlpatterns = [
     path("pre19/echo", pre19(v.echo)),
     path("pre19/hello", pre19(v.hello)),
     path("pre19/whoami", pre19(v.whoami)),
+    # governance: views that count their calls
+    path("gov/<str:name>", v.counted),
+    path("async/gov/<str:name>", v.async_counted),
+    path("pre19/gov/<str:name>", pre19(v.counted)),
 ]

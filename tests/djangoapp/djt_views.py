@@ -172,3 +172,17 @@ async def async_stream(request: HttpRequest) -> HttpResponse:
 
 async def async_boom(request: HttpRequest) -> HttpResponse:
     raise ValueError("the async view failed")
+
+
+#: How many times each ``gov/<name>`` view ran (governance tests check blocked calls never reach the view).
+CALLS: dict[str, int] = {}
+
+
+def counted(request: HttpRequest, name: str) -> HttpResponse:
+    CALLS[name] = CALLS.get(name, 0) + 1
+    return JsonResponse({"counted": name})
+
+
+async def async_counted(request: HttpRequest, name: str) -> HttpResponse:
+    CALLS[name] = CALLS.get(name, 0) + 1
+    return JsonResponse({"counted": name})

@@ -20,6 +20,19 @@ Behaviour, where the original was silent or wrong (see the package README):
   Authorization-header rules (JWT ``sub`` / Basic username). Session token: ``GET_SESSION_TOKEN``, else
   ``request.session.session_key``.
 - An exception in the view is a 500 response by the time Django hands it to us: that 500 is recorded.
+
+Sampling and governance (the server's ``/v1/config`` and ``/v1/rules``), before the view, as the WSGI original:
+
+- Nothing extra runs while the config samples every call and there are no rules (the default): one tuple read.
+- Sampling: when the rate can be decided from the verb, path and client IP, it is decided before the view; a call
+  that is not sampled costs no capture work (it still gets its ``X-Moesif-Transaction-Id``). When the rate needs the
+  user, company or status, the core's worker decides after the response.
+- Governance: the rules see the verb, URL, client IP, headers, the user (``IDENTIFY_USER`` called with ``response``
+  ``None``; else ``request.user``, resolved before the view only when the request carries a session and never on
+  the event loop; else the Authorization header), the company (``IDENTIFY_COMPANY``) and, for ``request.body.*``
+  conditions, the JSON body only when it is already read (a small body with a declared length is read up front).
+  A blocked request gets the rule's status, headers and body without the view being called, and its event carries
+  ``blocked_by``; the headers of non-blocking rules are added to the view's response, replacing same-named ones.
 """
 
 from __future__ import annotations
@@ -30,7 +43,7 @@ import time
 from typing import Any, Awaitable, Callable, Optional, Union
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponseServerError
+from django.http import HttpRequest, HttpResponse, HttpResponseServerError
 from django.http.response import HttpResponseBase
 
 from moesif_core import (
@@ -40,9 +53,10 @@ from moesif_core import (
     MoesifAPIClient,
     ProfileHelpers,
 )
+from moesif_core.governance import Decision
 
 from .config import MoesifSettingsError, agent_for, read_settings
-from .recorder import Pending, Recorder
+from .recorder import Pending, Recorder, blocked_response
 
 __all__ = [
     "EventModel",
@@ -96,12 +110,25 @@ class moesif_middleware(DjangoProfileHelpers):
         if get_response is None:
             raise TypeError("moesif_middleware(None) is for update_user & co.; Django passes get_response.")
         recorder = self._recorder
+        blocked: Optional[Decision] = None
         # plain try/except rather than capture_internal_exceptions() on this path: same effect, ~2 us less each
         try:
-            pending: Optional[Pending] = recorder.begin(request)
+            config, rules = self.agent.remote.current()
+            if config.samples_everything and not rules:  # the default: one tuple read, no sampling or rules
+                pending: Optional[Pending] = recorder.begin(request)
+            else:
+                pending, facts = recorder.sample(request, config, rules)
+                if rules:
+                    recorder.early_ids(request, facts, recorder.may_load_user(request))
+                    blocked = recorder.govern(facts, pending)
         except Exception:
-            pending = None
+            pending = blocked = None
             logger.warning("moesif: error while reading the request; the request is not affected", exc_info=True)
+        if blocked is not None:  # a governance rule blocks the request: the view is not called
+            answer = self._blocked_response(blocked)
+            if pending is not None:
+                self._finish_sync(request, answer, pending, time.time())
+            return answer
         try:
             response: HttpResponseBase = get_response(request)
         except Exception:
@@ -117,6 +144,8 @@ class moesif_middleware(DjangoProfileHelpers):
     def _finish_sync(self, request: HttpRequest, response: HttpResponseBase, pending: Pending, now: float) -> None:
         recorder = self._recorder
         try:
+            if not recorder.apply_extras(response, pending):
+                return
             values = recorder.values(request, response)
             if values is not None:
                 recorder.finish(request, response, pending, values, now, recorder.may_load_user(request))
@@ -126,11 +155,24 @@ class moesif_middleware(DjangoProfileHelpers):
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         get_response: Any = self.get_response
         recorder = self._recorder
+        blocked: Optional[Decision] = None
         try:
-            pending: Optional[Pending] = recorder.begin(request)
+            config, rules = self.agent.remote.current()
+            if config.samples_everything and not rules:
+                pending: Optional[Pending] = recorder.begin(request)
+            else:
+                pending, facts = recorder.sample(request, config, rules)
+                if rules:
+                    await recorder.aearly_ids(request, facts)
+                    blocked = recorder.govern(facts, pending)
         except Exception:
-            pending = None
+            pending = blocked = None
             logger.warning("moesif: error while reading the request; the request is not affected", exc_info=True)
+        if blocked is not None:
+            answer = self._blocked_response(blocked)
+            if pending is not None:
+                await self._finish_async(request, answer, pending, time.time())
+            return answer
         try:
             response: HttpResponseBase = await get_response(request)
         except Exception:
@@ -146,12 +188,23 @@ class moesif_middleware(DjangoProfileHelpers):
     ) -> None:
         recorder = self._recorder
         try:
+            if not recorder.apply_extras(response, pending):
+                return
             values = await recorder.avalues(request, response)
             if values is not None:
                 # On the event loop the ORM is off limits: only a request.user the app already resolved is used.
                 recorder.finish(request, response, pending, values, now, False)
         except Exception:
             logger.warning("moesif: error while capturing the event; the request is not affected", exc_info=True)
+
+    @staticmethod
+    def _blocked_response(decision: Decision) -> HttpResponseBase:
+        try:
+            return blocked_response(decision)
+        except Exception:  # a header value Django refuses (a newline...): still block, with the status alone
+            logger.warning("moesif: could not build a governance rule's response; sending its status only",
+                           exc_info=True)
+            return HttpResponse(status=decision.status or 403)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Send what is queued now (at most ``timeout`` seconds); for scripts, tests and short-lived workers."""

@@ -11,6 +11,9 @@ How it is tested: a modern Django has no ``MIDDLEWARE_CLASSES``, so the tests dr
 around the view exactly as the old handler did), and the class listed in ``MIDDLEWARE``, where it behaves like
 Django's ``MiddlewareMixin`` adapter for old-style middleware (it accepts ``get_response`` and calls the two hooks
 around it). Both run under a real WSGI and ASGI server in the tests.
+
+Sampling and governance apply as in :mod:`moesifdjango.middleware` (sync only): ``process_request`` samples, and
+returns the rule's response for a blocked request, so the view is not called.
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
 from moesif_core import capture_internal_exceptions
+from moesif_core.governance import Decision
 
 from .config import agent_for, read_settings
-from .middleware import DjangoProfileHelpers
+from .middleware import DjangoProfileHelpers, moesif_middleware
 from .recorder import Pending, Recorder
 
 __all__ = ["MoesifMiddlewarePre19"]
 
 #: Where ``process_request`` leaves its state for ``process_response`` (one request, one object).
 _STATE_ATTR = "_moesif_pending"
+#: The state once a blocked request's event was recorded by ``process_request``.
+_DONE = object()
 
 
 class MoesifMiddlewarePre19(DjangoProfileHelpers):
@@ -45,31 +51,57 @@ class MoesifMiddlewarePre19(DjangoProfileHelpers):
         self.client = self.agent.client
         self._recorder = Recorder(self.settings, self.agent)
 
-    def process_request(self, request: HttpRequest) -> None:
+    def process_request(self, request: HttpRequest) -> Optional[HttpResponseBase]:
+        blocked: Optional[Decision] = None
+        pending: Optional[Pending] = None
         with capture_internal_exceptions("reading the request"):
-            setattr(request, _STATE_ATTR, self._recorder.begin(request))
-        return None
+            recorder = self._recorder
+            config, rules = self.agent.remote.current()
+            if config.samples_everything and not rules:
+                pending = recorder.begin(request)
+            else:
+                pending, facts = recorder.sample(request, config, rules)
+                if rules:
+                    recorder.early_ids(request, facts, recorder.may_load_user(request))
+                    blocked = recorder.govern(facts, pending)
+            setattr(request, _STATE_ATTR, pending)
+        if blocked is None or pending is None:
+            return None
+        # Blocked: answer now, without the view. The event is recorded here, as decorator_from_middleware does not
+        # call process_response for a response process_request returned (old Django's handler does).
+        answer = moesif_middleware._blocked_response(blocked)
+        with capture_internal_exceptions("capturing the event"):
+            setattr(request, _STATE_ATTR, _DONE)
+            self._record(request, answer, pending, time.time())
+        return answer
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         now = time.time()
         with capture_internal_exceptions("capturing the event"):
-            pending: Optional[Pending] = request.__dict__.pop(_STATE_ATTR, None)
+            pending: Any = request.__dict__.pop(_STATE_ATTR, None)
+            if pending is _DONE:  # blocked by a rule: recorded in process_request
+                return response
             if pending is None:  # an earlier middleware answered before our process_request ran
                 pending = self._recorder.begin(request)
                 pending.request_time = now
-            recorder = self._recorder
+            self._record(request, response, pending, now)
+        return response
+
+    def _record(self, request: HttpRequest, response: HttpResponseBase, pending: Pending, now: float) -> None:
+        recorder = self._recorder
+        if recorder.apply_extras(response, pending):
             values = recorder.values(request, response)
             if values is not None:
                 recorder.finish(request, response, pending, values, now, recorder.may_load_user(request))
-        return response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         """Listed in ``MIDDLEWARE`` (Django 1.10+): the two hooks around ``get_response``, as ``MiddlewareMixin``."""
         if self.get_response is None:
             raise TypeError("MoesifMiddlewarePre19() was built without get_response; list it in MIDDLEWARE_CLASSES "
                             "(Django <= 1.9) or use moesifdjango.middleware.moesif_middleware.")
-        self.process_request(request)
-        response: HttpResponseBase = self.get_response(request)
+        response: Optional[HttpResponseBase] = self.process_request(request)
+        if response is None:
+            response = self.get_response(request)
         return self.process_response(request, response)
 
     def flush(self, timeout: float = 5.0) -> bool:

@@ -8,16 +8,20 @@ everything else happens in the core's worker. Nothing here raises into the app.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import time
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
 from moesif_core import TRANSACTION_ID_HEADER, Agent, BodyTap, RawCapture, Settings, call_user, new_transaction_id
+from moesif_core.appconfig import AppConfig, Rule
+from moesif_core.governance import Decision, RequestFacts
+from moesif_core.identity import client_ip, user_from_headers
 
 from .requestinfo import (
     capture_request_body,
@@ -42,13 +46,64 @@ _NONE: Values = (None, None, None, None, None)
 class Pending:
     """What :meth:`Recorder.begin` took from the request before the view ran."""
 
-    __slots__ = ("request_time", "transaction_id", "request_body", "declared_size")
+    __slots__ = ("request_time", "transaction_id", "request_body", "declared_size", "capture", "weight",
+                 "blocked_by", "extra_headers")
 
     def __init__(self, request_time: float, transaction_id: Optional[str]) -> None:
         self.request_time = request_time
         self.transaction_id = transaction_id
         self.request_body: Optional[BodyTap] = None
         self.declared_size: Optional[int] = None
+        #: ``False``: not sampled; the response only gets its transaction id (and rule) headers
+        self.capture = True
+        #: the sampling weight decided before the view (``None``: the worker decides, or everything is sampled)
+        self.weight: Optional[int] = None
+        #: the governance rule that blocked the request
+        self.blocked_by: Optional[str] = None
+        #: the headers of non-blocking governance rules, added to the view's response
+        self.extra_headers: Optional[Dict[str, str]] = None
+
+
+_needs_body_cache: Tuple[Optional[Sequence[Rule]], bool] = (None, False)
+
+
+def rules_need_body(rules: Sequence[Rule]) -> bool:
+    """Whether any rule has a ``request.body.*`` condition (remembered for the rules object in force)."""
+    global _needs_body_cache
+    cached_rules, needs = _needs_body_cache
+    if cached_rules is rules:
+        return needs
+    needs = any(path.startswith("request.body.") for r in rules for group in r.groups for path, _ in group)
+    _needs_body_cache = (rules, needs)
+    return needs
+
+
+def lower_headers(meta: Any) -> Dict[str, str]:
+    """The request headers with lower-case names (``HTTP_X_CASE`` -> ``x-case``), for governance and the IP."""
+    out: Dict[str, str] = {}
+    for key, value in header_pairs(meta):
+        name = key[5:] if key[:5] == "HTTP_" else key
+        out[name.replace("_", "-").lower()] = str(value)
+    return out
+
+
+def blocked_response(decision: Decision) -> HttpResponse:
+    """What a blocked request gets instead of the view's response: the rule's status, headers and body."""
+    response = HttpResponse(decision.body, status=decision.status or 403)
+    for name, value in decision.headers.items():
+        response[name] = value
+    return response
+
+
+def _cached_json_body(request: HttpRequest) -> Any:
+    """The parsed JSON body when Django already holds the bytes (read up front by us or by earlier middleware)."""
+    body = request.__dict__.get("_body")
+    if not isinstance(body, bytes) or body.lstrip()[:1] not in (b"{", b"["):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def _sync_value(result: Any, name: str) -> Any:
@@ -62,7 +117,9 @@ def _sync_value(result: Any, name: str) -> Any:
     return result
 
 
-async def _async_call(fn: Callable[..., Any], name: str, request: HttpRequest, response: HttpResponseBase) -> Any:
+async def _async_call(
+    fn: Callable[..., Any], name: str, request: HttpRequest, response: Optional[HttpResponseBase]
+) -> Any:
     """Call a user callback on the event loop; await what it returns if it is awaitable (``async def``).
 
     A sync callback that needs the database (``request.user`` not yet resolved, an ORM query) makes Django raise
@@ -119,6 +176,90 @@ class Recorder:
             except Exception:
                 logger.warning("moesif: could not arrange the request body capture", exc_info=True)
         return pending
+
+    # -- sampling and governance, before the view -------------------------------------------------------------
+
+    def sample(self, request: HttpRequest, config: AppConfig, rules: Sequence[Rule]) -> Tuple[Pending, RequestFacts]:
+        """Early sampling (a request that is not sampled costs no capture work) and :meth:`begin`; returns the
+        pending capture and the request's facts for governance (user and company still to fill in)."""
+        meta = request.META
+        headers = lower_headers(meta)
+        ip = client_ip(headers, meta.get("REMOTE_ADDR"))
+        method = request.method or "GET"
+        path = request.path
+        weight = 1 if config.samples_everything else self.agent.sample_early(method, path, ip)
+        if weight is None:
+            pending = Pending(time.time(), self._transaction_id(request) if self.add_transaction_id else None)
+            pending.capture = False
+        else:
+            pending = self.begin(request)
+            if weight > 0 and not config.samples_everything:
+                pending.weight = weight
+        body = _cached_json_body(request) if rules and rules_need_body(rules) else None
+        facts = RequestFacts(verb=method, uri=request_uri(request), path=path, ip=ip, headers=headers, body=body)
+        return pending, facts
+
+    def early_user(self, request: HttpRequest, user_id: Any, headers: Mapping[str, str], may_load: bool) -> Any:
+        """The user for governance when ``IDENTIFY_USER`` gave none: ``request.user``, else the Authorization
+        header rules."""
+        if user_id is None:
+            try:
+                user_id = user_id_from_request(request, may_load)
+            except Exception:  # the session or user lookup failed: the view will meet the same error
+                logger.debug("moesif: could not resolve request.user for governance", exc_info=True)
+        if user_id is None:
+            s = self.settings
+            user_id = user_from_headers(headers, s.authorization_header_name, s.authorization_user_id_field)
+        return user_id
+
+    def early_ids(self, request: HttpRequest, facts: RequestFacts, may_load: bool) -> None:
+        """Fill in the facts' user and company, calling ``IDENTIFY_USER``/``IDENTIFY_COMPANY`` with ``response``
+        ``None`` (as the WSGI original did before the app)."""
+        s = self.settings
+        user_id = _sync_value(call_user(s.identify_user, "IDENTIFY_USER", request, None), "IDENTIFY_USER") \
+            if s.identify_user is not None else None
+        company_id = _sync_value(call_user(s.identify_company, "IDENTIFY_COMPANY", request, None),
+                                 "IDENTIFY_COMPANY") if s.identify_company is not None else None
+        self._set_ids(facts, self.early_user(request, user_id, facts.headers, may_load), company_id)
+
+    async def aearly_ids(self, request: HttpRequest, facts: RequestFacts) -> None:
+        """As :meth:`early_ids`, on the event loop (``request.user`` only if the app already resolved it)."""
+        s = self.settings
+        user_id = await _async_call(s.identify_user, "IDENTIFY_USER", request, None) \
+            if s.identify_user is not None else None
+        company_id = await _async_call(s.identify_company, "IDENTIFY_COMPANY", request, None) \
+            if s.identify_company is not None else None
+        self._set_ids(facts, self.early_user(request, user_id, facts.headers, False), company_id)
+
+    @staticmethod
+    def _set_ids(facts: RequestFacts, user_id: Any, company_id: Any) -> None:
+        facts.user_id = None if user_id is None or user_id == "" else str(user_id)
+        facts.company_id = None if company_id is None or company_id == "" else str(company_id)
+
+    def govern(self, facts: RequestFacts, pending: Pending) -> Optional[Decision]:
+        """Evaluate the rules; the decision when the request is blocked (the view must not run), else ``None``
+        (a non-blocking rule's headers are kept for the view's response)."""
+        decision = self.agent.governor.evaluate(facts)
+        if decision is None:
+            return None
+        if decision.blocked:
+            pending.blocked_by = decision.blocked_by
+            return decision
+        if decision.headers:
+            pending.extra_headers = dict(decision.headers)
+        return None
+
+    def apply_extras(self, response: HttpResponseBase, pending: Pending) -> bool:
+        """Add the rules' headers (and, for a request that is not sampled, the transaction id); ``True`` when the
+        event is to be captured."""
+        if pending.extra_headers:
+            for name, value in pending.extra_headers.items():
+                response[name] = value
+        if pending.capture:
+            return True
+        if pending.transaction_id is not None:
+            response[TRANSACTION_ID_HEADER] = pending.transaction_id
+        return False
 
     @staticmethod
     def _transaction_id(request: HttpRequest) -> str:
@@ -195,6 +336,8 @@ class Recorder:
             api_version=api_version,
             transaction_id=tid,
             log_body=self.body_limit is not None,
+            blocked_by=pending.blocked_by,
+            weight=pending.weight,
         )
         if getattr(response, "streaming", False):
             attach(response, Finisher(self.agent, raw, pending.declared_size), self.body_limit)

@@ -33,6 +33,18 @@ handler's transforms. Nothing in the handlers changes.
   (an id the client sent in that header is reused). Without it, ``log_function`` alone could not add a header: the
   response is complete when it runs.
 
+Sampling, and why governance rules are not applied
+--------------------------------------------------
+The app config's sampling (``GET /v1/config``: ``sample_rate``, ``regex_config``, per user and company rates) is
+applied in ``log_event``: when the rate can be decided from the verb, path and client IP, a call that is not sampled
+costs no capture work at all (no callbacks, no copies); a kept call carries its weight (``100 / rate``) so Moesif
+scales counts back up. When the rate needs the user, company or status, the core's worker decides after capture.
+
+Governance rules (``GET /v1/rules``: block a request, or add headers to its response) are **not** applied by
+moesiftornado, as in the original package. They must act before the handler runs, and ``log_function`` is called
+only after the handler has finished and its response has been sent: by then there is nothing left to block and no
+header left to add. An application that needs them should check the rules in its own ``RequestHandler.prepare``.
+
 What runs on the IOLoop
 -----------------------
 ``log_event`` writes Tornado's own access-log line (so setting ``log_function`` loses nothing), calls the user's
@@ -64,6 +76,7 @@ from moesif_core import (
     Settings,
     call_user,
 )
+from moesif_core.identity import client_ip
 
 from .version import __version__
 
@@ -292,11 +305,24 @@ class MoesifMiddleware(ProfileHelpers):
             logger.warning("moesif: error while capturing a Tornado request; the request is not affected",
                            exc_info=True)
 
+    def _sample(self, request: HTTPServerRequest) -> Optional[int]:
+        """The early sampling decision (see the module docstring): ``None`` to drop the call, else its weight
+        (``None`` in the capture when everything is sampled or the worker decides)."""
+        config, _ = self.agent.remote.current()
+        if config.samples_everything:  # the default: one tuple read
+            return 0
+        headers = {k.lower(): v for k, v in request.headers.get_all()}
+        ip = client_ip(headers, request.remote_ip)
+        return self.agent.sample_early(request.method or "GET", request.path or "/", ip)
+
     def _capture(self, handler: RequestHandler) -> None:
         s = self.settings
+        request = handler.request
+        weight = self._sample(request)
+        if weight is None:  # not sampled: no capture work at all
+            return
         if s.skip is not None and call_user(s.skip, "SKIP", handler):
             return
-        request = handler.request
         tap = self._find_tap(handler)
         if tap is None:
             self._attach_late(handler)
@@ -341,6 +367,7 @@ class MoesifMiddleware(ProfileHelpers):
             api_version=call_user(s.get_api_version, "GET_API_VERSION", handler),
             transaction_id=transaction_id,
             log_body=s.log_body,
+            weight=weight or None,
         )
         self.agent.capture(raw)
 
