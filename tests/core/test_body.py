@@ -77,3 +77,8 @@ def test_any_bytes_encode_and_round_trip(raw: bytes) -> None:
         assert base64.b64decode(body) == raw
     else:
         assert enc == "json" and isinstance(body, (dict, list))
+
+
+def test_escaped_lone_surrogate_goes_base64_and_pairs_stay_json() -> None:
+    assert encode_body(b'{"a": "\\ud800"}')[1] == "base64"  # valid JSON, but no UTF-8 can carry it
+    assert encode_body(b'{"a": "\\ud83d\\ude00"}') == ({"a": "\U0001f600"}, "json")

@@ -65,7 +65,8 @@ def _as_id(value: Any) -> Optional[str]:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (str, int, float)):
-        text = str(value)
+        # a JWT can carry "\ud800": an id UTF-8 cannot hold would sink the event's batch
+        text = str(value).encode("utf-8", "replace").decode("utf-8")
         return text or None
     return None
 

@@ -9,6 +9,7 @@ the standard library accepts (NaN, integers beyond 64 bits, non-string keys), an
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 
@@ -18,6 +19,20 @@ def _default(value: Any) -> Any:
     if callable(iso):
         return iso()
     return str(value)
+
+
+_ESCAPED_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]").search
+
+
+def _checked(value: Any, data: bytes) -> Any:
+    """``"\\ud800"`` is valid JSON for a string UTF-8 cannot hold: such a body is treated as not JSON (it goes as
+    base64) rather than sinking the batch it would be serialised in."""
+    if _ESCAPED_SURROGATE(data):
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("JSON with a lone surrogate") from exc
+    return value
 
 
 def _std_dumps(obj: Any) -> bytes:
@@ -36,8 +51,8 @@ try:
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
-            # integers beyond 64 bits are valid JSON orjson will not take; anything else is invalid for both
-            return json.loads(data)
+            # integers beyond 64 bits (or lone surrogates) are valid JSON orjson will not take
+            return _checked(json.loads(data), data)
 
     def dumps(obj: Any) -> bytes:
         """Serialise for the wire; values JSON cannot hold go as their ``str``."""
@@ -51,7 +66,7 @@ except ImportError:  # PyPy, or a platform without a wheel
     ACCELERATED = False
 
     def loads(data: bytes) -> Any:
-        return json.loads(data)
+        return _checked(json.loads(data), data)
 
     def dumps(obj: Any) -> bytes:
         return _std_dumps(obj)
