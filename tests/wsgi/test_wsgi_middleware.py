@@ -7,7 +7,6 @@ import io
 import logging
 import sys
 import threading
-import types
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -24,7 +23,6 @@ from wsgi_support import (
 
 from moesif_core import MASK, TRUNCATED_METADATA_KEY
 from moesifwsgi import MoesifMiddleware
-from moesifwsgi.outgoing import _reset_for_tests
 
 BASE = {"APPLICATION_ID": "unit-app", "BASE_URI": "http://127.0.0.1:9"}
 
@@ -607,25 +605,17 @@ def test_settings_are_validated_with_wsgi_defaults() -> None:
         mw.shutdown(0)
 
 
-def test_capture_outgoing_requests_starts_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    started: List[Dict[str, Any]] = []
+def test_capture_outgoing_requests_starts_once_with_the_middlewares_agent() -> None:
+    import moesifpythonrequest
 
-    class StartCapture:
-        def start_capture_outgoing(self, options: Dict[str, Any]) -> None:
-            started.append(options)
-
-    module = types.ModuleType("moesifpythonrequest.start_capture.start_capture")
-    module.StartCapture = StartCapture  # type: ignore[attr-defined]
-    for name in ("moesifpythonrequest", "moesifpythonrequest.start_capture"):
-        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    _reset_for_tests()
+    moesifpythonrequest.stop()
     settings = {**BASE, "CAPTURE_OUTGOING_REQUESTS": True, "SKIP_OUTGOING": lambda req, res: False}
     mws = [MoesifMiddleware(json_app, settings), MoesifMiddleware(json_app, settings)]
     try:
-        assert len(started) == 1 and started[0]["SKIP_OUTGOING"] is settings["SKIP_OUTGOING"]
+        assert moesifpythonrequest.is_active()
+        assert moesifpythonrequest.get_agent() is mws[0].agent  # outgoing events share the first one's queue
     finally:
-        _reset_for_tests()
+        moesifpythonrequest.stop()
         for mw in mws:
             mw.shutdown(0)
 
@@ -633,12 +623,10 @@ def test_capture_outgoing_requests_starts_once(monkeypatch: pytest.MonkeyPatch) 
 def test_capture_outgoing_without_the_package_only_warns(monkeypatch: pytest.MonkeyPatch,
                                                           moesif_log: pytest.LogCaptureFixture) -> None:
     monkeypatch.setitem(sys.modules, "moesifpythonrequest", None)  # import fails
-    _reset_for_tests()
     mw = MoesifMiddleware(json_app, {**BASE, "CAPTURE_OUTGOING_REQUESTS": True})
     try:
         assert any("moesifpythonrequest" in r.getMessage() for r in moesif_log.records)
     finally:
-        _reset_for_tests()
         mw.shutdown(0)
 
 

@@ -328,7 +328,7 @@ class MoesifMiddleware(ProfileHelpers):
         self.client = self.agent.client
         self.api_client = MoesifAPI(self.client)
         if opts.capture_outgoing_requests:
-            start_outgoing_capture(settings)
+            start_outgoing_capture(opts, self.agent)
         logger.debug("moesif: MoesifMiddleware ready (%s)", opts.describe())
 
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
