@@ -81,6 +81,17 @@ def demo(session: nox.Session) -> None:
     session.run("python", "examples/demo.py", *session.posargs)
 
 
+BENCH_DEPS = ["requests", "flask", "werkzeug", "starlette", "django~=5.2.0", "tornado", "psutil"]
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Bare app, this project and the original packages (each in its own venv, made on first use) side by side in
+    one run; prints the table and writes benchmarks/RESULTS.md. Figures, not asserts."""
+    session.install(*[arg for p in _local_packages() for arg in ("-e", p)], *BENCH_DEPS)
+    session.run("python", "benchmarks/run_all.py", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff on everything, mypy --strict on the core and every package."""
