@@ -225,3 +225,9 @@ def test_arbitrary_captures_always_serialise(headers: list[tuple[str, str]], bod
             user_id=user, metadata=metadata, request_time=time.time()))
     assert ev is not None
     json.dumps(ev)
+
+
+def test_wsgi_environ_copy_is_accepted_as_headers() -> None:
+    environ = {"HTTP_X_ONE": "1", "CONTENT_TYPE": "text/plain", "wsgi.input": object(), "REQUEST_METHOD": "GET"}
+    ev = builder().build(raw(request_headers=environ, wsgi_headers=True))
+    assert ev is not None and ev["request"]["headers"] == {"X-One": "1", "Content-Type": "text/plain"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from .body import TRUNCATED_METADATA_KEY, BodyTap, encode_body
 from .capture import HeaderPairs, RawCapture
@@ -63,6 +63,8 @@ def wsgi_header_name(key: str) -> Optional[str]:
 def headers_dict(pairs: HeaderPairs, wsgi: bool = False) -> Dict[str, str]:
     """Flat ``{name: value}``; a repeated header's values are joined with ``", "`` as HTTP allows."""
     out: Dict[str, str] = {}
+    if isinstance(pairs, Mapping):  # a WSGI environ copy, say
+        pairs = pairs.items()
     for key, value in pairs:
         name: Optional[str] = _text(key)
         if wsgi:
@@ -100,6 +102,7 @@ class EventBuilder:
         self.request_body_masks = normalise(settings.request_body_masks)
         self.response_body_masks = normalise(settings.response_body_masks)
         self._last_mask_warning = float("-inf")
+        self._last_build_warning = float("-inf")
 
     def event_model(self, raw: RawCapture) -> EventModel:
         s = self.settings
@@ -199,7 +202,11 @@ class EventBuilder:
         try:
             event = self.event_model(raw)
         except Exception:
-            logger.warning("moesif: could not build an event; it is dropped", exc_info=True)
+            now = time.monotonic()
+            if now - self._last_build_warning >= 60:  # one bad adapter input must not flood the app's logs
+                self._last_build_warning = now
+                logger.warning("moesif: could not build an event; it is dropped (logged at most once a minute)",
+                               exc_info=True)
             return None
         mask = self.settings.mask_event_model
         if mask is not None:

@@ -9,11 +9,12 @@ URL, headers as given, the body taps, the peer address and the results of the us
 from __future__ import annotations
 
 from collections.abc import ItemsView
-from typing import Any, Iterable, Optional, Tuple
+from typing import Any, Iterable, Mapping, Optional, Tuple, Union
 
 from .body import BodyTap
 
-HeaderPairs = Iterable[Tuple[str, str]]
+#: ``(name, value)`` pairs, or a mapping of them (a WSGI environ copy)
+HeaderPairs = Union[Iterable[Tuple[str, str]], Mapping[str, Any]]
 
 #: Fixed per-event allowance, in bytes, for headers and bookkeeping in the queue's byte bound.
 EVENT_OVERHEAD_BYTES = 1024
