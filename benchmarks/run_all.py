@@ -23,7 +23,9 @@ request is timed on its own. The original's ratio is over the bare app measured 
 
 Also: the ASGI and Tornado event-loop stall (worst lateness of a 1 ms ticker while requests arrive every ms, the
 collector down), the RSS growth of a Flask process after ``--memory-requests`` realistic requests with the
-collector down, and the events per second one process ships to the loopback collector (``core_throughput.py``).
+collector down, the events per second one process ships to the loopback collector (``core_throughput.py``), and
+(unless ``--skip-e2e``) ``e2e_load.py``'s section: Flask under gunicorn and FastAPI under uvicorn, 2 workers each,
+bare against wrapped, under a loopback load generator (requests per second, p50/p99), appended to the report.
 
 Nothing but 127.0.0.1 is contacted by the measurements: every middleware gets ``BASE_URI`` = the local collector (or
 a closed local port), the original moesiftornado is built with ``DEBUG`` true (it ignores ``BASE_URI`` otherwise)
@@ -488,6 +490,19 @@ def throughput(n: int) -> Dict[str, Any]:
     return out
 
 
+def end_to_end() -> str:
+    """``e2e_load.py``'s Markdown section (its own header included), or a section saying why there is none."""
+    try:
+        proc = subprocess.run([sys.executable, str(HERE / "e2e_load.py")], capture_output=True, text=True,
+                              env=_env(), timeout=600)
+    except subprocess.TimeoutExpired:
+        return "## End to end under real servers (e2e_load.py)\n\nnot measured: e2e_load.py timed out\n"
+    if proc.returncode != 0 or "|" not in proc.stdout:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:160]
+        return f"## End to end under real servers (e2e_load.py)\n\nnot measured: {tail}\n"
+    return proc.stdout.strip() + "\n"
+
+
 def _fmt(us: float) -> str:
     return f"{us:,.0f}" if us >= 100 else f"{us:.1f}"
 
@@ -509,6 +524,8 @@ def main() -> None:
     parser.add_argument("--memory-budget", type=float, default=150.0, help="seconds per memory child at most")
     parser.add_argument("--events", type=int, default=20_000, help="events for core_throughput.py")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--skip-e2e", action="store_true",
+                        help="do not run e2e_load.py (real gunicorn / uvicorn servers under a loopback load)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -574,10 +591,16 @@ def main() -> None:
             proc.wait(timeout=10)
     print(f"[{time.monotonic() - started:5.0f} s] core throughput", file=sys.stderr, flush=True)
     tput = throughput(args.events)
+    e2e = ""
+    if not args.skip_e2e:
+        print(f"[{time.monotonic() - started:5.0f} s] end to end under real servers", file=sys.stderr, flush=True)
+        e2e = end_to_end()
     elapsed = time.monotonic() - started
     load_end = os.getloadavg()
 
     report = render(args, latency, stalls, memory, tput, elapsed, load_start, load_end)
+    if e2e:
+        report += "\n" + e2e
     print(report)
     Path(args.output).write_text(report)
     print(f"written to {args.output}", file=sys.stderr)
