@@ -81,8 +81,8 @@ def demo(session: nox.Session) -> None:
     session.run("python", "examples/demo.py", *session.posargs)
 
 
-BENCH_DEPS = ["requests", "flask", "werkzeug", "starlette", "fastapi", "uvicorn", "gunicorn", "django~=5.2.0", "tornado",
-              "psutil"]
+BENCH_DEPS = ["requests", "flask", "werkzeug", "starlette", "fastapi", "uvicorn", "gunicorn", "django~=5.2.0",
+              "tornado", "psutil"]
 
 
 @nox.session
