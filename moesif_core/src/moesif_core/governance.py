@@ -77,6 +77,21 @@ def _value(facts: RequestFacts, path: str) -> List[str]:
     return []
 
 
+_needs_body_cache: tuple[Optional[Sequence[Rule]], bool] = (None, False)
+
+
+def rules_need_body(rules: Sequence[Rule]) -> bool:
+    """Whether any rule has a ``request.body.*`` condition, so an adapter reads the body ahead only then
+    (remembered for the rules object in force: one identity check per request)."""
+    global _needs_body_cache
+    cached_rules, needs = _needs_body_cache
+    if cached_rules is rules:
+        return needs
+    needs = any(path.startswith("request.body.") for r in rules for group in r.groups for path, _ in group)
+    _needs_body_cache = (rules, needs)
+    return needs
+
+
 def _group_matches(group: Sequence[Condition], facts: RequestFacts) -> bool:
     if not group:
         return False

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from starlette.types import Message, Receive
 
-from moesif_core.governance import Decision, RequestFacts
+from moesif_core.governance import Decision, RequestFacts, rules_need_body
 from moesif_core.identity import client_ip, user_from_headers
 
 from .objects import callback_request
@@ -32,21 +32,8 @@ if TYPE_CHECKING:
 
     from .middleware import MoesifMiddleware, _Call
 
+
 logger = logging.getLogger("moesif")
-
-_needs_body_cache: Tuple[Optional[Sequence[Rule]], bool] = (None, False)
-
-
-def rules_need_body(rules: Sequence[Rule]) -> bool:
-    """Whether any rule has a ``request.body.*`` condition (remembered for the rules object in force)."""
-    global _needs_body_cache
-    cached_rules, needs = _needs_body_cache
-    if cached_rules is rules:
-        return needs
-    needs = any(path.startswith("request.body.") for r in rules for group in r.groups for path, _ in group)
-    _needs_body_cache = (rules, needs)
-    return needs
-
 
 def lower_headers(pairs: Sequence[Tuple[bytes, bytes]]) -> Dict[str, str]:
     out: Dict[str, str] = {}

@@ -20,7 +20,7 @@ from django.http.response import HttpResponseBase
 
 from moesif_core import TRANSACTION_ID_HEADER, Agent, BodyTap, RawCapture, Settings, call_user, new_transaction_id
 from moesif_core.appconfig import AppConfig, Rule
-from moesif_core.governance import Decision, RequestFacts
+from moesif_core.governance import Decision, RequestFacts, rules_need_body
 from moesif_core.identity import client_ip, user_from_headers
 
 from .requestinfo import (
@@ -62,20 +62,6 @@ class Pending:
         self.blocked_by: Optional[str] = None
         #: the headers of non-blocking governance rules, added to the view's response
         self.extra_headers: Optional[Dict[str, str]] = None
-
-
-_needs_body_cache: Tuple[Optional[Sequence[Rule]], bool] = (None, False)
-
-
-def rules_need_body(rules: Sequence[Rule]) -> bool:
-    """Whether any rule has a ``request.body.*`` condition (remembered for the rules object in force)."""
-    global _needs_body_cache
-    cached_rules, needs = _needs_body_cache
-    if cached_rules is rules:
-        return needs
-    needs = any(path.startswith("request.body.") for r in rules for group in r.groups for path, _ in group)
-    _needs_body_cache = (rules, needs)
-    return needs
 
 
 def lower_headers(meta: Any) -> Dict[str, str]:

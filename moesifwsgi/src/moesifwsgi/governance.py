@@ -23,7 +23,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-from moesif_core.governance import RequestFacts
+from moesif_core.governance import RequestFacts, rules_need_body
 from moesif_core.identity import client_ip, user_from_headers
 
 from .request_body import TeeInput, content_length
@@ -37,9 +37,6 @@ logger = logging.getLogger("moesif")
 
 _UNPREFIXED = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
 
-_needs_body_cache: Tuple[Optional[Sequence[Rule]], bool] = (None, False)
-
-
 def lower_headers(environ: Dict[str, Any]) -> Dict[str, str]:
     """The request headers with lower-case names (``x-api-key``), as rules and identity name them."""
     out: Dict[str, str] = {}
@@ -49,17 +46,6 @@ def lower_headers(environ: Dict[str, Any]) -> Dict[str, str]:
         elif key in _UNPREFIXED and value:
             out[_UNPREFIXED[key]] = value
     return out
-
-
-def rules_need_body(rules: Sequence[Rule]) -> bool:
-    """Whether any rule has a ``request.body.*`` condition (cached for the rules object in force)."""
-    global _needs_body_cache
-    cached_rules, needs = _needs_body_cache
-    if cached_rules is rules:
-        return needs
-    needs = any(path.startswith("request.body.") for r in rules for group in r.groups for path, _ in group)
-    _needs_body_cache = (rules, needs)
-    return needs
 
 
 def _status_line(status: int) -> str:
