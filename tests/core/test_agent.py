@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -245,7 +244,6 @@ def test_exit_never_hangs_on_a_dead_or_hung_collector(collector: Collector, tmp_
     collector.reset_faults()
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
 def test_forked_child_gets_its_own_worker_and_empty_queue(collector: Collector, tmp_path: Path) -> None:
     script = tmp_path / "fork.py"
     script.write_text(textwrap.dedent("""
