@@ -26,7 +26,7 @@ from moesif_core.capture import HeaderPairs
 
 from . import _state
 from ._patch import Patch
-from ._state import Active, PendingEvent, atee, stream_of, tee, track_stream
+from ._state import Active, PendingEvent, atee, make_close, stream_of, tee, track_stream
 
 Func = Callable[..., Any]
 
@@ -163,19 +163,6 @@ def _make_aiter_bytes(original: Func) -> Func:
     return aiter_bytes
 
 
-def _make_close(original: Func) -> Func:
-    @functools.wraps(original)
-    def close(self: httpx.Response) -> Any:
-        try:
-            return original(self)
-        finally:
-            pending = stream_of(self)
-            if pending is not None:
-                pending.close()
-
-    return close
-
-
 def _make_aclose(original: Func) -> Func:
     @functools.wraps(original)
     async def aclose(self: httpx.Response) -> Any:
@@ -194,6 +181,6 @@ PATCHES: List[Patch] = [
     Patch(httpx.AsyncClient, "send", _make_async_send),
     Patch(httpx.Response, "iter_bytes", _make_iter_bytes),
     Patch(httpx.Response, "aiter_bytes", _make_aiter_bytes),
-    Patch(httpx.Response, "close", _make_close),
+    Patch(httpx.Response, "close", make_close),
     Patch(httpx.Response, "aclose", _make_aclose),
 ]

@@ -28,7 +28,7 @@ from moesif_core import BodyTap, RawCapture, call_user
 
 from . import _state
 from ._patch import Patch
-from ._state import Active, PendingEvent, header_pairs, request_tap, stream_of, tee, track_stream
+from ._state import Active, PendingEvent, header_pairs, make_close, request_tap, stream_of, tee, track_stream
 
 Func = Callable[..., Any]
 
@@ -159,21 +159,8 @@ def _make_iter_content(original: Func) -> Func:
     return iter_content
 
 
-def _make_close(original: Func) -> Func:
-    @functools.wraps(original)
-    def close(self: requests.Response) -> Any:
-        try:
-            return original(self)
-        finally:
-            pending = stream_of(self)
-            if pending is not None:
-                pending.close()
-
-    return close
-
-
 PATCHES: List[Patch] = [
     Patch(requests.Session, "send", _make_send),
     Patch(requests.Response, "iter_content", _make_iter_content),
-    Patch(requests.Response, "close", _make_close),
+    Patch(requests.Response, "close", make_close),
 ]

@@ -7,6 +7,7 @@ keeps the state it started with.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import weakref
@@ -214,6 +215,21 @@ def stream_of(response: Any) -> Optional[PendingEvent]:
     if pending is None or not pending._item:
         return None
     return pending
+
+
+def make_close(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a response class's ``close`` (requests or httpx): closing a streamed response ends its event."""
+
+    @functools.wraps(original)
+    def close(self: Any) -> Any:
+        try:
+            return original(self)
+        finally:
+            pending = stream_of(self)
+            if pending is not None:
+                pending.close()
+
+    return close
 
 
 def header_pairs(headers: Any) -> List[Tuple[Any, Any]]:
