@@ -10,6 +10,7 @@ the originals' models; ``to_dictionary()`` is the originals' name for ``to_dict(
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import Any, Dict, Optional
 
@@ -24,9 +25,10 @@ def _time(value: Any) -> Any:
     return value
 
 
-class _Model:
+class _Model(ABC):
+    @abstractmethod
     def to_dict(self) -> Dict[str, Any]:
-        raise NotImplementedError
+        """The wire JSON of this part of the event."""
 
     def to_dictionary(self) -> Dict[str, Any]:
         """The originals' name for :meth:`to_dict`."""
