@@ -40,19 +40,11 @@ def is_internal(request: httpx.Request) -> bool:
     return any(name in headers for name in _state.INTERNAL_HEADERS)
 
 
-def _internal(request: Any) -> bool:
-    """:func:`is_internal`, and ``True`` for anything it cannot read: the original then deals with it as it would."""
-    try:
-        return is_internal(request)
-    except Exception:  # noqa: BLE001 - not a request we can read: not ours to capture, the original decides
-        return True
-
-
 def _make_send(original: Func) -> Func:
     @functools.wraps(original)
     def send(self: httpx.Client, request: httpx.Request, *args: Any, **kwargs: Any) -> Any:
         active = _state.ACTIVE
-        if active is None or _internal(request):
+        if active is None or _state.internal_or_unreadable(is_internal, request):
             return original(self, request, *args, **kwargs)
         started = time.time()
         response = original(self, request, *args, **kwargs)  # errors (timeouts, refused) carry no response
@@ -66,7 +58,7 @@ def _make_async_send(original: Func) -> Func:
     @functools.wraps(original)
     async def send(self: httpx.AsyncClient, request: httpx.Request, *args: Any, **kwargs: Any) -> Any:
         active = _state.ACTIVE
-        if active is None or _internal(request):
+        if active is None or _state.internal_or_unreadable(is_internal, request):
             return await original(self, request, *args, **kwargs)
         started = time.time()
         response = await original(self, request, *args, **kwargs)

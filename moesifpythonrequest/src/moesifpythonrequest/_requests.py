@@ -53,19 +53,11 @@ def is_internal(request: requests.PreparedRequest) -> bool:
     return headers is not None and any(name in headers for name in _state.INTERNAL_HEADERS)
 
 
-def _internal(request: Any) -> bool:
-    """:func:`is_internal`, and ``True`` for anything it cannot read: the original then deals with it as it would."""
-    try:
-        return is_internal(request)
-    except Exception:  # noqa: BLE001 - not a request we can read: not ours to capture, the original decides
-        return True
-
-
 def _make_send(original: Func) -> Func:
     @functools.wraps(original)
     def send(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> Any:
         active = _state.ACTIVE
-        if active is None or _internal(request):
+        if active is None or _state.internal_or_unreadable(is_internal, request):
             return original(self, request, **kwargs)
         started = time.time()
         try:

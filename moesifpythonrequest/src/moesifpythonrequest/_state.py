@@ -217,6 +217,15 @@ def stream_of(response: Any) -> Optional[PendingEvent]:
     return pending
 
 
+def internal_or_unreadable(is_internal: Callable[[Any], bool], request: Any) -> bool:
+    """``is_internal(request)``, and ``True`` for anything it cannot read: the original then deals with it as it
+    would (shared by the requests and httpx patches)."""
+    try:
+        return is_internal(request)
+    except Exception:  # noqa: BLE001 - not a request we can read: not ours to capture, the original decides
+        return True
+
+
 def make_close(original: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a response class's ``close`` (requests or httpx): closing a streamed response ends its event."""
 
