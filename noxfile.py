@@ -1,7 +1,7 @@
 """The one entry point for work on this monorepo.
 
-``nox -s tests`` runs the whole default suite (what CI runs), ``nox -s lint`` runs ruff and mypy --strict,
-``nox -s wheels`` builds every package's wheel into ``dist/``.
+``nox -s tests`` runs lint, types and the whole default suite (what CI runs); ``nox -s lint`` runs ruff and
+mypy --strict alone; ``nox -s wheels`` builds every package's wheel into ``dist/``.
 """
 
 from __future__ import annotations
@@ -49,21 +49,51 @@ TEST_DEPS = [
     "selenium",
 ]
 
-LINT_DEPS = ["ruff", "mypy", "types-requests", "django-stubs", "pytest", "hypothesis", "responses", "flask",
-             "starlette", "tornado", "httpx"]
+LINT_DEPS = [
+    "ruff",
+    "mypy",
+    "types-requests",
+    "django-stubs",
+    "pytest",
+    "hypothesis",
+    "responses",
+    "flask",
+    "starlette",
+    "tornado",
+    "httpx",
+]
 #: Packages whose code passes mypy --strict (the core and every adapter).
-TYPED = ["moesif_core", "moesif_collector", "moesifwsgi", "moesifasgi", "moesifdjango", "moesiftornado",
-         "moesifpythonrequest"]
+TYPED = [
+    "moesif_core",
+    "moesif_collector",
+    "moesifwsgi",
+    "moesifasgi",
+    "moesifdjango",
+    "moesiftornado",
+    "moesifpythonrequest",
+]
 
 
 def _local_packages() -> list[str]:
     return [f"./{p}" for p in PACKAGES if (ROOT / p / "pyproject.toml").exists()]
 
 
+def _run_lint(session: nox.Session) -> None:
+    """One ruff configuration (the root pyproject.toml) for the whole tree, then mypy --strict per package."""
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    for package in TYPED:
+        if (ROOT / package / "pyproject.toml").exists():
+            session.run("mypy", "--strict", f"{package}/src/{package}")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole default suite. Pass pytest arguments after ``--``."""
-    session.install(*[arg for p in _local_packages() for arg in ("-e", p)], *TEST_DEPS)
+    """Lint and types, then the whole default suite (what CI runs). Pass pytest arguments after ``--`` to run a
+    part of it without the lint step (the fast loop: ``nox -R -s tests -- tests/wsgi -x``)."""
+    session.install(*[arg for p in _local_packages() for arg in ("-e", p)], *TEST_DEPS, *LINT_DEPS)
+    if not session.posargs:
+        _run_lint(session)
     session.run("pytest", *session.posargs)
     if not session.posargs:  # the Django adapter again, on the other supported LTS
         session.install("django~=4.2.0")
@@ -81,8 +111,18 @@ def demo(session: nox.Session) -> None:
     session.run("python", "examples/demo.py", *session.posargs)
 
 
-BENCH_DEPS = ["requests", "flask", "werkzeug", "starlette", "fastapi", "uvicorn", "gunicorn", "django~=5.2.0",
-              "tornado", "psutil"]
+BENCH_DEPS = [
+    "requests",
+    "flask",
+    "werkzeug",
+    "starlette",
+    "fastapi",
+    "uvicorn",
+    "gunicorn",
+    "django~=5.2.0",
+    "tornado",
+    "psutil",
+]
 
 
 @nox.session
@@ -97,10 +137,7 @@ def bench(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff on everything, mypy --strict on the core and every package."""
     session.install(*[arg for p in _local_packages() for arg in ("-e", p)], *LINT_DEPS)
-    session.run("ruff", "check", ".")
-    for package in TYPED:
-        if (ROOT / package / "pyproject.toml").exists():
-            session.run("mypy", "--strict", f"{package}/src/{package}")
+    _run_lint(session)
 
 
 @nox.session

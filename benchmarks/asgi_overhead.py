@@ -156,7 +156,9 @@ def ensure_original_venv() -> str:
 def start_collector(tmp: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "moesif_collector", "serve", "--port", "0", "--db", os.path.join(tmp, "bench.db")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -168,8 +170,10 @@ def start_collector(tmp: str) -> tuple[subprocess.Popen[str], str]:
 
 def set_faults(url: str, body: Optional[Dict[str, Any]]) -> None:
     req = urllib.request.Request(
-        url + "/_admin/faults", method="POST" if body else "DELETE",
-        data=json.dumps(body).encode() if body else None, headers={"Content-Type": "application/json"},
+        url + "/_admin/faults",
+        method="POST" if body else "DELETE",
+        data=json.dumps(body).encode() if body else None,
+        headers={"Content-Type": "application/json"},
     )
     urllib.request.urlopen(req, timeout=5).close()
 
@@ -183,8 +187,18 @@ def dead_uri() -> str:
 
 
 def run_child(python: str, impl: str, base_uri: str, args: argparse.Namespace) -> Dict[str, Any]:
-    cmd = [python, os.path.abspath(__file__), "--child", impl, "--base-uri", base_uri,
-           "--requests", str(args.requests), "--stall-seconds", str(args.stall_seconds)]
+    cmd = [
+        python,
+        os.path.abspath(__file__),
+        "--child",
+        impl,
+        "--base-uri",
+        base_uri,
+        "--requests",
+        str(args.requests),
+        "--stall-seconds",
+        str(args.stall_seconds),
+    ]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
@@ -239,11 +253,15 @@ def main() -> None:
     def med(mode: str, impl: str, key: str) -> float:
         return float(statistics.median(float(r[key]) for r in results[mode][impl]))
 
-    print(f"\nASGI middleware overhead: trivial Starlette route, {args.requests} in-process calls per run; "
-          f"medians over rounds; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f}.\n")
-    print("| collector | impl | wall per request | added | ratio to bare | CPU per request (all threads) | added CPU "
-          "| max loop stall | p99 stall |")
+    print(
+        f"\nASGI middleware overhead: trivial Starlette route, {args.requests} in-process calls per run; "
+        f"medians over rounds; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}.\n"
+    )
+    print(
+        "| collector | impl | wall per request | added | ratio to bare | CPU per request (all threads) | added CPU "
+        "| max loop stall | p99 stall |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for mode in ("up", "down", "slow"):
         bare = med(mode, "bare", "median")
@@ -253,8 +271,10 @@ def main() -> None:
             c = med(mode, impl, "cpu")
             added = "" if impl == "bare" else us(m - bare)
             added_cpu = "" if impl == "bare" else us(c - bare_cpu)
-            print(f"| {mode} | {impl} | {us(m)} | {added} | {m / bare:.2f}x | {us(c)} | {added_cpu} "
-                  f"| {ms(med(mode, impl, 'max_lag'))} | {ms(med(mode, impl, 'p99_lag'))} |")
+            print(
+                f"| {mode} | {impl} | {us(m)} | {added} | {m / bare:.2f}x | {us(c)} | {added_cpu} "
+                f"| {ms(med(mode, impl, 'max_lag'))} | {ms(med(mode, impl, 'p99_lag'))} |"
+            )
     print()
     for mode in ("up", "down", "slow"):
         bare = med(mode, "bare", "median")
@@ -263,8 +283,10 @@ def main() -> None:
         bare_cpu = med(mode, "bare", "cpu")
         ours_cpu = med(mode, "ours", "cpu") - bare_cpu
         orig_cpu = med(mode, "original", "cpu") - bare_cpu
-        print(f"collector {mode}: ours adds {us(ours)} (wall) / {us(ours_cpu)} (CPU), the original {us(orig)} / "
-              f"{us(orig_cpu)}: ours is {ours / orig:.2f} / {ours_cpu / orig_cpu:.2f} of the original's.")
+        print(
+            f"collector {mode}: ours adds {us(ours)} (wall) / {us(ours_cpu)} (CPU), the original {us(orig)} / "
+            f"{us(orig_cpu)}: ours is {ours / orig:.2f} / {ours_cpu / orig_cpu:.2f} of the original's."
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,11 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
 
 
 def start_collector(tmp: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "moesif_collector", "serve", "--port", "0", "--db",
-                             os.path.join(tmp, "bench.db")], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moesif_collector", "serve", "--port", "0", "--db", os.path.join(tmp, "bench.db")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     url = line.strip().rsplit(" ", 1)[-1]
@@ -44,12 +47,23 @@ def realistic(limit: int) -> RawCapture:
     resp.feed(body)
     token = "e30." + base64.urlsafe_b64encode(b'{"sub":"user-42"}').decode().rstrip("=") + ".sig"
     return RawCapture(
-        method="POST", uri="http://api.local/v1/orders?expand=items", request_time=time.time(),
-        response_time=time.time(), response_status=201, request_body=req, response_body=resp,
-        request_headers=[("HTTP_HOST", "api.local"), ("CONTENT_TYPE", "application/json"),
-                         ("HTTP_AUTHORIZATION", "Bearer " + token), ("HTTP_USER_AGENT", "bench"),
-                         ("HTTP_X_FORWARDED_FOR", "203.0.113.7")],
-        wsgi_headers=True, response_headers=[("Content-Type", "application/json")], transaction_id="t-1",
+        method="POST",
+        uri="http://api.local/v1/orders?expand=items",
+        request_time=time.time(),
+        response_time=time.time(),
+        response_status=201,
+        request_body=req,
+        response_body=resp,
+        request_headers=[
+            ("HTTP_HOST", "api.local"),
+            ("CONTENT_TYPE", "application/json"),
+            ("HTTP_AUTHORIZATION", "Bearer " + token),
+            ("HTTP_USER_AGENT", "bench"),
+            ("HTTP_X_FORWARDED_FOR", "203.0.113.7"),
+        ],
+        wsgi_headers=True,
+        response_headers=[("Content-Type", "application/json")],
+        transaction_id="t-1",
     )
 
 
@@ -57,8 +71,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_collector(tmp)
         try:
-            idle = Agent(Settings.from_mapping({"APPLICATION_ID": "bench", "BASE_URI": url, "BATCH_SIZE": 10**6,
-                                                "EVENT_BATCH_TIMEOUT": 3600}), user_agent="bench/1")
+            idle = Agent(
+                Settings.from_mapping(
+                    {"APPLICATION_ID": "bench", "BASE_URI": url, "BATCH_SIZE": 10**6, "EVENT_BATCH_TIMEOUT": 3600}
+                ),
+                user_agent="bench/1",
+            )
             raw = realistic(idle.settings.max_body_size)
             idle.capture(raw)  # start the workers
             samples = []
@@ -70,8 +88,10 @@ def main() -> None:
             enqueue_us = statistics.median(samples)
             idle.shutdown(0)
 
-            agent = Agent(Settings.from_mapping({"APPLICATION_ID": "bench", "BASE_URI": url,
-                                                 "EVENT_QUEUE_MAX_BYTES": 1 << 30}), user_agent="bench/1")
+            agent = Agent(
+                Settings.from_mapping({"APPLICATION_ID": "bench", "BASE_URI": url, "EVENT_QUEUE_MAX_BYTES": 1 << 30}),
+                user_agent="bench/1",
+            )
             before = count(url)
             t0 = time.perf_counter()
             for _ in range(N):

@@ -48,6 +48,7 @@ MIDDLEWARE = {"ours": "moesifdjango.middleware.moesif_middleware", "orig": "moes
 
 # -- the child: one process, one middleware ------------------------------------------------------------------------
 
+
 def _configure(base_uri: str) -> None:
     import django
     from django.conf import settings
@@ -182,6 +183,7 @@ def child_throughput(which: str, base_uri: str, seconds: float) -> Dict[str, Any
 
 # -- the parent --------------------------------------------------------------------------------------------------
 
+
 def ensure_orig_venv() -> Path:
     import django
 
@@ -204,8 +206,20 @@ def _env() -> Dict[str, str]:
 
 
 def run_overhead(python: str, which: str, base_uri: str, rounds: int, n: int) -> Dict[str, Any]:
-    cmd = [python, os.path.abspath(__file__), "--child", which, "--mode", "overhead", "--base-uri", base_uri,
-           "--rounds", str(rounds), "--requests", str(n)]
+    cmd = [
+        python,
+        os.path.abspath(__file__),
+        "--child",
+        which,
+        "--mode",
+        "overhead",
+        "--base-uri",
+        base_uri,
+        "--rounds",
+        str(rounds),
+        "--requests",
+        str(n),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=3600)
     if proc.returncode != 0:
         raise SystemExit(f"the {which} child failed:\n{proc.stderr[-4000:]}")
@@ -213,8 +227,18 @@ def run_overhead(python: str, which: str, base_uri: str, rounds: int, n: int) ->
 
 
 def run_throughput(python: str, which: str, collector: Any, seconds: float) -> Dict[str, Any]:
-    cmd = [python, os.path.abspath(__file__), "--child", which, "--mode", "throughput", "--base-uri", collector.url,
-           "--seconds", str(seconds)]
+    cmd = [
+        python,
+        os.path.abspath(__file__),
+        "--child",
+        which,
+        "--mode",
+        "throughput",
+        "--base-uri",
+        collector.url,
+        "--seconds",
+        str(seconds),
+    ]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env())
     assert proc.stdin is not None and proc.stdout is not None
     try:
@@ -270,8 +294,10 @@ def main() -> None:
         tp_ours = run_throughput(sys.executable, "ours", collector, args.seconds)
         tp_orig = run_throughput(orig_python, "orig", collector, args.seconds)
 
-    print(f"\nTrivial Django view (Django {ours['django']}, Python {ours['python']}), in-process WSGI calls, "
-          f"{ours['requests']} requests per variant\n")
+    print(
+        f"\nTrivial Django view (Django {ours['django']}, Python {ours['python']}), in-process WSGI calls, "
+        f"{ours['requests']} requests per variant\n"
+    )
     print("| middleware | statistic | bare (us) | wrapped (us) | added (us) | wrapped/bare |")
     print("|---|---|---:|---:|---:|---:|")
     added: Dict[str, float] = {}
@@ -280,15 +306,21 @@ def main() -> None:
             bare, wrapped = res[stat]["bare"], res[stat]["wrapped"]
             if stat == "median_us":
                 added[label] = wrapped - bare
-            print(f"| {label} | {stat.split('_')[0]} | {bare:.1f} | {wrapped:.1f} | {wrapped - bare:.1f} "
-                  f"| {wrapped / bare:.2f} |")
+            print(
+                f"| {label} | {stat.split('_')[0]} | {bare:.1f} | {wrapped:.1f} | {wrapped - bare:.1f} "
+                f"| {wrapped / bare:.2f} |"
+            )
     a_orig, a_ours = added[f"moesifdjango {ORIG_VERSION} (original)"], added["moesifdjango (ours)"]
     print(f"\nadded time, ours / original (medians): {a_ours / a_orig:.2f}" if a_orig > 0 else "")
 
-    print(f"\nEvents shipped by one process to the local collector while it serves as fast as it can "
-          f"({args.seconds:g} s per run)\n")
-    print("| middleware | requests/s made | events/s shipped during the load | rest arrived after | "
-          "events/s overall (all events / (load + rest)) |")
+    print(
+        f"\nEvents shipped by one process to the local collector while it serves as fast as it can "
+        f"({args.seconds:g} s per run)\n"
+    )
+    print(
+        "| middleware | requests/s made | events/s shipped during the load | rest arrived after | "
+        "events/s overall (all events / (load + rest)) |"
+    )
     print("|---|---:|---:|---:|---:|")
     for label, tp in ((f"moesifdjango {ORIG_VERSION} (original)", tp_orig), ("moesifdjango (ours)", tp_ours)):
         rate = tp["requests"] / tp["seconds"]

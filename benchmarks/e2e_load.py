@@ -43,8 +43,10 @@ HERE = Path(__file__).resolve().parent
 ROUTES = ("trivial", "realistic")
 FRAMEWORKS = ("flask", "fastapi")
 TITLES = {"flask": "Flask, gunicorn 2 sync workers", "fastapi": "FastAPI, uvicorn 2 workers"}
-JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTQyIiwibmFtZSI6IkJlbmNoIFVzZXIiLCJpYXQiOjE1MTYy"
-       "MzkwMjJ9.c2lnbmF0dXJlLW5vdC1jaGVja2Vk")
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTQyIiwibmFtZSI6IkJlbmNoIFVzZXIiLCJpYXQiOjE1MTYy"
+    "MzkwMjJ9.c2lnbmF0dXJlLW5vdC1jaGVja2Vk"
+)
 
 
 def _order_body() -> bytes:
@@ -68,10 +70,13 @@ def free_port() -> int:
 
 # -- the collector and the servers ---------------------------------------------------------------------------------
 
+
 def start_collector(tmp: str) -> Tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "moesif_collector", "serve", "--port", "0", "--db", os.path.join(tmp, "e2e.db")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the first line: "moesif-collector listening on URL"
@@ -89,11 +94,40 @@ def collector_events(url: str) -> int:
 def start_server(framework: str, variant: str, port: int, base_uri: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, E2E_VARIANT=variant, E2E_BASE_URI=base_uri, PYTHONDONTWRITEBYTECODE="1")
     if framework == "flask":
-        cmd = [sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "sync", "--bind",
-               f"127.0.0.1:{port}", "--chdir", str(HERE), "--log-level", "warning", "e2e_apps:flask_app"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--worker-class",
+            "sync",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--chdir",
+            str(HERE),
+            "--log-level",
+            "warning",
+            "e2e_apps:flask_app",
+        ]
     else:
-        cmd = [sys.executable, "-m", "uvicorn", "--workers", "2", "--host", "127.0.0.1", "--port", str(port),
-               "--app-dir", str(HERE), "--log-level", "warning", "--no-access-log", "e2e_apps:asgi_app"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--workers",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--app-dir",
+            str(HERE),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "e2e_apps:asgi_app",
+        ]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -133,6 +167,7 @@ def stop(proc: subprocess.Popen[Any], grace: float = 15.0) -> None:
 
 
 # -- the load generator --------------------------------------------------------------------------------------------
+
 
 def _request(route: str) -> Tuple[str, str, Optional[bytes], Dict[str, str]]:
     headers = {"Accept": "application/json", "User-Agent": "e2e-bench/1.0"}
@@ -195,16 +230,24 @@ def load(port: int, route: str, total: int, clients: int, warmup: int, time_cap:
         p.join(timeout=10)
     lat = sorted(x for r in results for x in r["lat"])
     wall = max(r["end"] for r in results) - min(r["start"] for r in results)
-    res: Dict[str, Any] = {"n": len(lat), "errors": sum(r["errors"] for r in results),
-                           "sent": sum(r["sent"] for r in results), "wall": wall,
-                           "capped": len(lat) + sum(r["errors"] for r in results) < total}
+    res: Dict[str, Any] = {
+        "n": len(lat),
+        "errors": sum(r["errors"] for r in results),
+        "sent": sum(r["sent"] for r in results),
+        "wall": wall,
+        "capped": len(lat) + sum(r["errors"] for r in results) < total,
+    }
     if lat:
-        res.update(rps=len(lat) / wall if wall > 0 else 0.0, p50=statistics.median(lat),
-                   p99=lat[min(len(lat) - 1, int(len(lat) * 0.99))])
+        res.update(
+            rps=len(lat) / wall if wall > 0 else 0.0,
+            p50=statistics.median(lat),
+            p99=lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+        )
     return res
 
 
 # -- one run -------------------------------------------------------------------------------------------------------
+
 
 def run(args: argparse.Namespace) -> str:
     started = time.monotonic()
@@ -218,8 +261,11 @@ def run(args: argparse.Namespace) -> str:
                 for variant in ("bare", "wrapped"):
                     port = free_port()
                     before = collector_events(url)
-                    print(f"[{time.monotonic() - started:5.0f} s] {fw} {variant}: starting on port {port}",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"[{time.monotonic() - started:5.0f} s] {fw} {variant}: starting on port {port}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     server = start_server(fw, variant, port, url)
                     try:
                         wait_ready(server, port)
@@ -228,8 +274,12 @@ def run(args: argparse.Namespace) -> str:
                             r = load(port, route, args.requests, args.clients, args.warmup, args.time_cap)
                             results[(fw, route, variant)] = r
                             sent += r["sent"]
-                            print(f"[{time.monotonic() - started:5.0f} s]   {route}: {r.get('rps', 0):,.0f} req/s "
-                                  f"({r['n']} ok, {r['errors']} errors)", file=sys.stderr, flush=True)
+                            print(
+                                f"[{time.monotonic() - started:5.0f} s]   {route}: {r.get('rps', 0):,.0f} req/s "
+                                f"({r['n']} ok, {r['errors']} errors)",
+                                file=sys.stderr,
+                                flush=True,
+                            )
                         if variant == "wrapped":
                             deadline = time.monotonic() + args.ship_deadline
                             got = collector_events(url) - before
@@ -248,9 +298,14 @@ def _ms(r: Dict[str, Any], key: str) -> str:
     return f"{r[key] * 1e3:.2f} ms" if key in r else "n/a"
 
 
-def render(args: argparse.Namespace, results: Dict[Tuple[str, str, str], Dict[str, Any]],
-           shipped: Dict[str, Tuple[int, int]], elapsed: float, load_start: Tuple[float, ...],
-           load_end: Tuple[float, ...]) -> str:
+def render(
+    args: argparse.Namespace,
+    results: Dict[Tuple[str, str, str], Dict[str, Any]],
+    shipped: Dict[str, Tuple[int, int]],
+    elapsed: float,
+    load_start: Tuple[float, ...],
+    load_end: Tuple[float, ...],
+) -> str:
     vs = {name: version(name) for name in ("flask", "fastapi", "gunicorn", "uvicorn")}
     lines = [
         "## End to end under real servers (e2e_load.py)",
@@ -279,18 +334,28 @@ def render(args: argparse.Namespace, results: Dict[Tuple[str, str, str], Dict[st
             b, w = results.get((fw, route, "bare"), {}), results.get((fw, route, "wrapped"), {})
             for variant, r in (("bare", b), ("wrapped", w)):
                 if r.get("errors") or r.get("capped"):
-                    notes.append(f"{TITLES[fw]}, {route}, {variant}: {r.get('n', 0)} ok, {r.get('errors', 0)} "
-                                 f"errors{' (stopped at the time cap)' if r.get('capped') else ''}")
+                    notes.append(
+                        f"{TITLES[fw]}, {route}, {variant}: {r.get('n', 0)} ok, {r.get('errors', 0)} "
+                        f"errors{' (stopped at the time cap)' if r.get('capped') else ''}"
+                    )
             ratio = f"{w['rps'] / b['rps']:.2f}" if b.get("rps") and w.get("rps") else "n/a"
-            lines.append(f"| {TITLES[fw]} | {route} | {b.get('rps', 0):,.0f} | {w.get('rps', 0):,.0f} | {ratio} "
-                         f"| {_ms(b, 'p50')} | {_ms(w, 'p50')} | {_ms(b, 'p99')} | {_ms(w, 'p99')} |")
-    lines += ["", "Ratio = wrapped req/s over bare req/s (1.00 = no cost). Events the collector stored from each "
-              "wrapped server (every request sent to it, warm-up included, should be there):", ""]
+            lines.append(
+                f"| {TITLES[fw]} | {route} | {b.get('rps', 0):,.0f} | {w.get('rps', 0):,.0f} | {ratio} "
+                f"| {_ms(b, 'p50')} | {_ms(w, 'p50')} | {_ms(b, 'p99')} | {_ms(w, 'p99')} |"
+            )
+    lines += [
+        "",
+        "Ratio = wrapped req/s over bare req/s (1.00 = no cost). Events the collector stored from each "
+        "wrapped server (every request sent to it, warm-up included, should be there):",
+        "",
+    ]
     for fw in FRAMEWORKS:
         if fw in shipped:
             got, sent = shipped[fw]
-            lines.append(f"- {TITLES[fw]}: {got} events stored for {sent} requests sent"
-                         f"{'' if got >= sent else ' (MISSING EVENTS at the deadline)'}")
+            lines.append(
+                f"- {TITLES[fw]}: {got} events stored for {sent} requests sent"
+                f"{'' if got >= sent else ' (MISSING EVENTS at the deadline)'}"
+            )
     if notes:
         lines += ["", "Incomplete cells:", ""] + [f"- {n}" for n in notes]
     lines.append("")
@@ -303,8 +368,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="load generator processes")
     parser.add_argument("--warmup", type=int, default=50, help="untimed requests per client before each cell")
     parser.add_argument("--time-cap", type=float, default=20.0, help="seconds per cell at most")
-    parser.add_argument("--ship-deadline", type=float, default=30.0,
-                        help="seconds to wait for a wrapped server's events to reach the collector")
+    parser.add_argument(
+        "--ship-deadline",
+        type=float,
+        default=30.0,
+        help="seconds to wait for a wrapped server's events to reach the collector",
+    )
     args = parser.parse_args()
     print(run(args))
 

@@ -88,9 +88,12 @@ def _canned_session() -> Any:
 
     class Canned(BaseAdapter):
         def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-            raw = HTTPResponse(body=io.BytesIO(body), headers={"Content-Type": "application/json",
-                                                                  "Content-Length": str(len(body))},
-                               status=200, preload_content=False)
+            raw = HTTPResponse(
+                body=io.BytesIO(body),
+                headers={"Content-Type": "application/json", "Content-Length": str(len(body))},
+                status=200,
+                preload_content=False,
+            )
             return builder.build_response(request, raw)
 
         def close(self) -> None:
@@ -180,10 +183,20 @@ def incoming_scenario(base_uri: str) -> Any:
         return [body]
 
     mw = MoesifMiddleware(app, {"APPLICATION_ID": "bench-app-id", "BASE_URI": base_uri})
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/json", "QUERY_STRING": "a=1", "SERVER_NAME": "bench",
-               "SERVER_PORT": "80", "HTTP_HOST": "bench", "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
-               "HTTP_ACCEPT": "application/json", "HTTP_USER_AGENT": "bench/1.0", "wsgi.input": io.BytesIO(b""),
-               "SERVER_PROTOCOL": "HTTP/1.1"}
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/json",
+        "QUERY_STRING": "a=1",
+        "SERVER_NAME": "bench",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "bench",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "HTTP_ACCEPT": "application/json",
+        "HTTP_USER_AGENT": "bench/1.0",
+        "wsgi.input": io.BytesIO(b""),
+        "SERVER_PROTOCOL": "HTTP/1.1",
+    }
 
     def sr(status: str, headers: Any, exc_info: Any = None) -> None:
         return None
@@ -216,8 +229,9 @@ def child(api: str, base_uri: str, rounds: int, n: int) -> Dict[str, Any]:
     import moesifpythonrequest
     from moesif_core import Agent, Settings
 
-    settings = Settings.from_mapping({"APPLICATION_ID": "bench-app-id", "BASE_URI": base_uri,
-                                      "CAPTURE_OUTGOING_REQUESTS": True})
+    settings = Settings.from_mapping(
+        {"APPLICATION_ID": "bench-app-id", "BASE_URI": base_uri, "CAPTURE_OUTGOING_REQUESTS": True}
+    )
     agent = Agent(settings, user_agent="outgoing-bench/1.0")
     null = NullAgent(settings)
 
@@ -227,10 +241,10 @@ def child(api: str, base_uri: str, rounds: int, n: int) -> Dict[str, Any]:
             if mode != "off":
                 moesifpythonrequest.start(settings, agent if mode == "on" else null)  # type: ignore[arg-type]
             return fn
+
         return make
 
-    plan: List[Tuple[str, Callable[[str], Callable[[], Any]]]] = [(label, outgoing(fn))
-                                                                  for label, fn in scenarios(api)]
+    plan: List[Tuple[str, Callable[[str], Callable[[], Any]]]] = [(label, outgoing(fn)) for label, fn in scenarios(api)]
     incoming = incoming_scenario(base_uri)
     if incoming is not None:
         plan.append(("for comparison, incoming: moesifwsgi around a trivial WSGI app", incoming))
@@ -243,7 +257,7 @@ def child(api: str, base_uri: str, rounds: int, n: int) -> Dict[str, Any]:
         best: Dict[str, float] = dict.fromkeys(MODES, float("inf"))
         walls = dict.fromkeys(MODES, 0.0)
         for r in range(rounds):
-            for mode in MODES[r % 3:] + MODES[:r % 3]:  # rotate the order: noise hits every mode alike
+            for mode in MODES[r % 3 :] + MODES[: r % 3]:  # rotate the order: noise hits every mode alike
                 block: List[int] = []
                 walls[mode] += _block(make(mode), n, block)
                 times[mode].extend(block)
@@ -251,15 +265,16 @@ def child(api: str, base_uri: str, rounds: int, n: int) -> Dict[str, Any]:
                 agent.flush(10)  # untimed: the next block starts with idle workers
         moesifpythonrequest.stop()
         total = rounds * n
-        results.append({
-            "scenario": label,
-            "median_us": {k: statistics.median(v) / 1000 for k, v in times.items()},
-            "mean_us": {k: walls[k] / total * 1e6 for k in walls},
-            "best_us": {k: v / 1000 for k, v in best.items()},
-        })
+        results.append(
+            {
+                "scenario": label,
+                "median_us": {k: statistics.median(v) / 1000 for k, v in times.items()},
+                "mean_us": {k: walls[k] / total * 1e6 for k in walls},
+                "best_us": {k: v / 1000 for k, v in best.items()},
+            }
+        )
     agent.shutdown(10)
-    return {"calls": rounds * n, "results": results, "python": sys.version.split()[0],
-            "snapshot": agent.snapshot()}
+    return {"calls": rounds * n, "results": results, "python": sys.version.split()[0], "snapshot": agent.snapshot()}
 
 
 # -- the parent ----------------------------------------------------------------------------------------------------
@@ -289,9 +304,24 @@ def main() -> None:
         assert server.stdout is not None
         api = f"http://127.0.0.1:{int(server.stdout.readline())}"
         with Collector(db_path=":memory:") as collector:
-            proc = subprocess.run([sys.executable, me, "--child", "--api", api, "--base-uri", collector.url,
-                                   "--rounds", str(args.rounds), "--calls", str(args.calls)],
-                                  capture_output=True, text=True, timeout=3600)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    me,
+                    "--child",
+                    "--api",
+                    api,
+                    "--base-uri",
+                    collector.url,
+                    "--rounds",
+                    str(args.rounds),
+                    "--calls",
+                    str(args.calls),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=3600,
+            )
             if proc.returncode != 0:
                 raise SystemExit(f"the measuring child failed:\n{proc.stderr[-4000:]}")
             res = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -300,17 +330,24 @@ def main() -> None:
         server.terminate()
         server.wait(10)
 
-    print(f"\nOutgoing calls to a loopback API, {res['calls']} calls per variant per scenario "
-          f"(Python {res['python']}); events received by the local collector: {received} "
-          f"(agent: {res['snapshot']})\n")
-    print("| scenario | statistic | off (us) | on, events dropped (us) | on (us) | added on the calling thread (us) "
-          "| added in all (us) | on/off |")
+    print(
+        f"\nOutgoing calls to a loopback API, {res['calls']} calls per variant per scenario "
+        f"(Python {res['python']}); events received by the local collector: {received} "
+        f"(agent: {res['snapshot']})\n"
+    )
+    print(
+        "| scenario | statistic | off (us) | on, events dropped (us) | on (us) | added on the calling thread (us) "
+        "| added in all (us) | on/off |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in res["results"]:
         for stat in ("median_us", "best_us", "mean_us"):
             off, null, on = r[stat]["off"], r[stat]["null"], r[stat]["on"]
-            print(f"| {r['scenario']} | {stat.split('_')[0]} | {off:.1f} | {null:.1f} | {on:.1f} | {null - off:.1f} "
-                  f"| {on - off:.1f} | {on / off:.2f} |")
+            print(
+                f"| {r['scenario']} | {stat.split('_')[0]} | {off:.1f} | {null:.1f} | {on:.1f} | {null - off:.1f} "
+                f"| {on - off:.1f} | {on / off:.2f} |"
+            )
+
 
 if __name__ == "__main__":
     main()

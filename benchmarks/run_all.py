@@ -66,8 +66,12 @@ import wsgi_overhead  # noqa: E402
 
 FRAMEWORKS = ("flask", "asgi", "django", "tornado")
 TITLES = {"flask": "Flask (WSGI)", "asgi": "Starlette (ASGI)", "django": "Django", "tornado": "Tornado"}
-ORIGINALS = {"flask": "moesifwsgi 1.10.5", "asgi": "moesifasgi 1.1.8", "django": "moesifdjango 2.3.13",
-             "tornado": "moesiftornado 0.1.4"}
+ORIGINALS = {
+    "flask": "moesifwsgi 1.10.5",
+    "asgi": "moesifasgi 1.1.8",
+    "django": "moesifdjango 2.3.13",
+    "tornado": "moesiftornado 0.1.4",
+}
 STATES = ("normal", "slow", "down")
 ROUTES = ("trivial", "realistic")
 SLOW_DELAY = 2.0
@@ -97,17 +101,38 @@ def _answer(data: Dict[str, Any]) -> Dict[str, Any]:
 
 # -- child: the four frameworks, each as {(route, variant): one request} -------------------------------------------
 
+
 def _wsgi_environ(route: str) -> Dict[str, Any]:
     env = {
-        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/hello", "QUERY_STRING": "a=1",
-        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1:8000", "HTTP_ACCEPT": "application/json", "HTTP_USER_AGENT": "bench/1.0",
-        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr, "wsgi.multithread": True,
-        "wsgi.multiprocess": False, "wsgi.run_once": False,
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/hello",
+        "QUERY_STRING": "a=1",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_ACCEPT": "application/json",
+        "HTTP_USER_AGENT": "bench/1.0",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
     }
     if route == "realistic":
-        env.update({"REQUEST_METHOD": "POST", "PATH_INFO": "/orders", "QUERY_STRING": "", "CONTENT_TYPE":
-                    "application/json", "CONTENT_LENGTH": str(len(BODY)), "HTTP_AUTHORIZATION": f"Bearer {JWT}"})
+        env.update(
+            {
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": "/orders",
+                "QUERY_STRING": "",
+                "CONTENT_TYPE": "application/json",
+                "CONTENT_LENGTH": str(len(BODY)),
+                "HTTP_AUTHORIZATION": f"Bearer {JWT}",
+            }
+        )
     return env
 
 
@@ -148,8 +173,11 @@ def flask_apps(impl: str, base_uri: str) -> Tuple[Dict[str, Callable[[], Any]], 
 
     bare = app.wsgi_app
     wrapped = MoesifMiddleware(bare, {"APPLICATION_ID": APP_ID, "BASE_URI": base_uri, "LOG_BODY": True})
-    calls = {f"{route}/{variant}": _wsgi_caller(wsgi, route) for route in ROUTES
-             for variant, wsgi in (("bare", bare), ("wrapped", wrapped))}
+    calls = {
+        f"{route}/{variant}": _wsgi_caller(wsgi, route)
+        for route in ROUTES
+        for variant, wsgi in (("bare", bare), ("wrapped", wrapped))
+    }
     from importlib.metadata import version
 
     return calls, f"Flask {version('flask')}"
@@ -167,8 +195,11 @@ def django_apps(impl: str, base_uri: str) -> Tuple[Dict[str, Callable[[], Any]],
 
     sys.modules["bench_urls"].urlpatterns.append(path("orders", orders))  # type: ignore[attr-defined]
     bare, wrapped = django_overhead._handlers()
-    calls = {f"{route}/{variant}": _wsgi_caller(wsgi, route) for route in ROUTES
-             for variant, wsgi in (("bare", bare), ("wrapped", wrapped))}
+    calls = {
+        f"{route}/{variant}": _wsgi_caller(wsgi, route)
+        for route in ROUTES
+        for variant, wsgi in (("bare", bare), ("wrapped", wrapped))
+    }
     return calls, f"Django {django.get_version()}"
 
 
@@ -188,8 +219,9 @@ def asgi_app(impl: str, base_uri: str) -> Any:
     if impl != "bare":
         from moesifasgi import MoesifMiddleware
 
-        app.add_middleware(MoesifMiddleware, settings={"APPLICATION_ID": APP_ID, "BASE_URI": base_uri,
-                                                       "LOG_BODY": True})
+        app.add_middleware(
+            MoesifMiddleware, settings={"APPLICATION_ID": APP_ID, "BASE_URI": base_uri, "LOG_BODY": True}
+        )
     return app
 
 
@@ -200,8 +232,11 @@ def _asgi_caller(app: Any, route: str) -> Callable[[], Any]:
     if route == "realistic":
         body = BODY
         scope.update(method="POST", path="/orders", raw_path=b"/orders")
-        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode()),
-                    (b"authorization", f"Bearer {JWT}".encode())]
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(BODY)).encode()),
+            (b"authorization", f"Bearer {JWT}".encode()),
+        ]
     else:
         scope.update(path="/hello", raw_path=b"/hello", query_string=b"a=1")
     scope["headers"] = headers
@@ -238,8 +273,7 @@ def tornado_middleware(impl: str, base_uri: str) -> Any:
 
     if impl == "orig":
         # the original honours BASE_URI only with DEBUG; DEBUG then prints on every request: turn it off after
-        middleware = MoesifMiddleware({"APPLICATION_ID": APP_ID, "BASE_URI": base_uri, "DEBUG": True,
-                                       "LOG_BODY": True})
+        middleware = MoesifMiddleware({"APPLICATION_ID": APP_ID, "BASE_URI": base_uri, "DEBUG": True, "LOG_BODY": True})
         middleware.DEBUG = False
         return middleware
     return MoesifMiddleware({"APPLICATION_ID": APP_ID, "BASE_URI": base_uri, "LOG_BODY": True})
@@ -266,15 +300,20 @@ def _tornado_caller(app: Any, route: str) -> Callable[[], Any]:
     headers = {"Host": "127.0.0.1:8000", "Accept": "application/json", "User-Agent": "bench/1.0"}
     if route == "realistic":
         start_line, body = RequestStartLine("POST", "/orders", "HTTP/1.1"), BODY
-        headers.update({"Content-Type": "application/json", "Content-Length": str(len(BODY)),
-                        "Authorization": f"Bearer {JWT}"})
+        headers.update(
+            {"Content-Type": "application/json", "Content-Length": str(len(BODY)), "Authorization": f"Bearer {JWT}"}
+        )
     else:
         start_line, body = RequestStartLine("GET", "/hello?a=1", "HTTP/1.1"), b""
 
     async def one() -> None:
         done = asyncio.get_running_loop().create_future()
-        request = HTTPServerRequest(start_line=start_line, headers=HTTPHeaders(headers), body=body,
-                                    connection=tornado_overhead._Connection(done))  # type: ignore[arg-type]
+        request = HTTPServerRequest(
+            start_line=start_line,
+            headers=HTTPHeaders(headers),
+            body=body,
+            connection=tornado_overhead._Connection(done),
+        )  # type: ignore[arg-type]
         app(request)
         await done
 
@@ -289,18 +328,26 @@ def tornado_apps(impl: str, base_uri: str) -> Tuple[Dict[str, Callable[[], Any]]
     return calls, f"Tornado {tornado.version}"
 
 
-BUILDERS = {"flask": (flask_apps, False), "asgi": (asgi_apps, True), "django": (django_apps, False),
-            "tornado": (tornado_apps, True)}
+BUILDERS = {
+    "flask": (flask_apps, False),
+    "asgi": (asgi_apps, True),
+    "django": (django_apps, False),
+    "tornado": (tornado_apps, True),
+}
 
 
 def _summary(ns: List[int]) -> Dict[str, float]:
     ns = sorted(ns)
-    return {"median_us": statistics.median(ns) / 1000, "p99_us": ns[min(len(ns) - 1, int(len(ns) * 0.99))] / 1000,
-            "n": len(ns)}
+    return {
+        "median_us": statistics.median(ns) / 1000,
+        "p99_us": ns[min(len(ns) - 1, int(len(ns) * 0.99))] / 1000,
+        "n": len(ns),
+    }
 
 
-async def _latency(calls: Dict[str, Callable[[], Any]], is_async: bool, rounds: int, n: int,
-                   budget: float) -> Dict[str, Any]:
+async def _latency(
+    calls: Dict[str, Callable[[], Any]], is_async: bool, rounds: int, n: int, budget: float
+) -> Dict[str, Any]:
     perf = time.perf_counter_ns
 
     async def block(fn: Callable[[], Any], count: int, out: List[int]) -> None:
@@ -355,6 +402,7 @@ def child_latency(framework: str, impl: str, base_uri: str, rounds: int, n: int,
 
     try:
         if is_async:
+
             async def main() -> Dict[str, Any]:
                 calls, version = build()
                 return await _latency(calls, True, rounds, n, budget) | {"version": version}
@@ -434,12 +482,18 @@ def child_memory(impl: str, base_uri: str, count: int, budget: float) -> Dict[st
             break
     gc.collect()
     time.sleep(1.0)
-    return {"requests": done, "rss_start_mb": rss0, "rss_end_mb": _rss_mb(), "rss_cap_hit": capped,
-            "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "budget_hit": done < count and not capped}
+    return {
+        "requests": done,
+        "rss_start_mb": rss0,
+        "rss_end_mb": _rss_mb(),
+        "rss_cap_hit": capped,
+        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "budget_hit": done < count and not capped,
+    }
 
 
 # -- parent ----------------------------------------------------------------------------------------------------------
+
 
 def _env() -> Dict[str, str]:
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
@@ -493,8 +547,9 @@ def throughput(n: int) -> Dict[str, Any]:
 def end_to_end() -> str:
     """``e2e_load.py``'s Markdown section (its own header included), or a section saying why there is none."""
     try:
-        proc = subprocess.run([sys.executable, str(HERE / "e2e_load.py")], capture_output=True, text=True,
-                              env=_env(), timeout=600)
+        proc = subprocess.run(
+            [sys.executable, str(HERE / "e2e_load.py")], capture_output=True, text=True, env=_env(), timeout=600
+        )
     except subprocess.TimeoutExpired:
         return "## End to end under real servers (e2e_load.py)\n\nnot measured: e2e_load.py timed out\n"
     if proc.returncode != 0 or "|" not in proc.stdout:
@@ -524,8 +579,11 @@ def main() -> None:
     parser.add_argument("--memory-budget", type=float, default=150.0, help="seconds per memory child at most")
     parser.add_argument("--events", type=int, default=20_000, help="events for core_throughput.py")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
-    parser.add_argument("--skip-e2e", action="store_true",
-                        help="do not run e2e_load.py (real gunicorn / uvicorn servers under a loopback load)")
+    parser.add_argument(
+        "--skip-e2e",
+        action="store_true",
+        help="do not run e2e_load.py (real gunicorn / uvicorn servers under a loopback load)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -546,9 +604,12 @@ def main() -> None:
 
     started = time.monotonic()
     load_start = os.getloadavg()
-    originals = {"flask": str(wsgi_overhead.ensure_orig_venv()), "asgi": str(asgi_overhead.ensure_original_venv()),
-                 "django": str(django_overhead.ensure_orig_venv()),
-                 "tornado": str(tornado_overhead.ensure_orig_venv())}
+    originals = {
+        "flask": str(wsgi_overhead.ensure_orig_venv()),
+        "asgi": str(asgi_overhead.ensure_original_venv()),
+        "django": str(django_overhead.ensure_orig_venv()),
+        "tornado": str(tornado_overhead.ensure_orig_venv()),
+    }
 
     def python_for(fw: str, impl: str) -> str:
         return originals[fw] if impl == "orig" else sys.executable
@@ -567,25 +628,35 @@ def main() -> None:
                     asgi_overhead.set_faults(url, {"mode": "ok", "delay": SLOW_DELAY})
                 for fw in FRAMEWORKS:
                     for impl in ("ours", "orig"):
-                        print(f"[{time.monotonic() - started:5.0f} s] latency: collector {state}, {fw}, {impl}",
-                              file=sys.stderr, flush=True)
+                        print(
+                            f"[{time.monotonic() - started:5.0f} s] latency: collector {state}, {fw}, {impl}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                         latency[(state, fw, impl)] = run_child(
-                            python_for(fw, impl), ["latency", fw, impl, uri, str(args.rounds), str(args.requests),
-                                                   str(args.budget)], child_timeout)
+                            python_for(fw, impl),
+                            ["latency", fw, impl, uri, str(args.rounds), str(args.requests), str(args.budget)],
+                            child_timeout,
+                        )
                 if state == "slow":
                     asgi_overhead.set_faults(url, None)
             for fw in ("asgi", "tornado"):
                 for impl in ("bare", "ours", "orig"):
-                    print(f"[{time.monotonic() - started:5.0f} s] loop stall: {fw}, {impl}", file=sys.stderr,
-                          flush=True)
-                    stalls[(fw, impl)] = run_child(python_for(fw, impl),
-                                                   ["stall", fw, impl, dead, str(args.stall_seconds)],
-                                                   args.stall_seconds + 120)
+                    print(
+                        f"[{time.monotonic() - started:5.0f} s] loop stall: {fw}, {impl}", file=sys.stderr, flush=True
+                    )
+                    stalls[(fw, impl)] = run_child(
+                        python_for(fw, impl),
+                        ["stall", fw, impl, dead, str(args.stall_seconds)],
+                        args.stall_seconds + 120,
+                    )
             for impl in ("ours", "orig"):
                 print(f"[{time.monotonic() - started:5.0f} s] memory: flask, {impl}", file=sys.stderr, flush=True)
-                memory[impl] = run_child(python_for("flask", impl),
-                                         ["memory", impl, dead, str(args.memory_requests), str(args.memory_budget)],
-                                         args.memory_budget + 180)
+                memory[impl] = run_child(
+                    python_for("flask", impl),
+                    ["memory", impl, dead, str(args.memory_requests), str(args.memory_budget)],
+                    args.memory_budget + 180,
+                )
         finally:
             proc.terminate()
             proc.wait(timeout=10)
@@ -606,12 +677,21 @@ def main() -> None:
     print(f"written to {args.output}", file=sys.stderr)
 
 
-def render(args: argparse.Namespace, latency: Dict[Tuple[str, str, str], Dict[str, Any]],
-           stalls: Dict[Tuple[str, str], Dict[str, Any]], memory: Dict[str, Dict[str, Any]], tput: Dict[str, Any],
-           elapsed: float, load_start: Tuple[float, ...], load_end: Tuple[float, ...]) -> str:
+def render(
+    args: argparse.Namespace,
+    latency: Dict[Tuple[str, str, str], Dict[str, Any]],
+    stalls: Dict[Tuple[str, str], Dict[str, Any]],
+    memory: Dict[str, Dict[str, Any]],
+    tput: Dict[str, Any],
+    elapsed: float,
+    load_start: Tuple[float, ...],
+    load_end: Tuple[float, ...],
+) -> str:
     argv = " ".join(sys.argv[1:])
-    versions = {fw: next((r["version"] for (s, f, i), r in latency.items() if f == fw and i == "ours"
-                          and "version" in r), "?") for fw in FRAMEWORKS}
+    versions = {
+        fw: next((r["version"] for (s, f, i), r in latency.items() if f == fw and i == "ours" and "version" in r), "?")
+        for fw in FRAMEWORKS
+    }
     lines = [
         "# Middleware overhead: ours against the originals",
         "",
@@ -628,7 +708,7 @@ def render(args: argparse.Namespace, latency: Dict[Tuple[str, str, str], Dict[st
         "",
         f"In-process calls, {args.requests} timed requests per route and variant per child process, in "
         f"{args.rounds} alternating blocks (a child stops after {args.budget:g} s of rounds: see n), after 200 "
-        "warm-up requests each. Trivial: `GET /hello` answering `{\"hello\": \"world\"}`. Realistic: `POST /orders`, "
+        'warm-up requests each. Trivial: `GET /hello` answering `{"hello": "world"}`. Realistic: `POST /orders`, '
         f"{len(BODY)} B JSON in, about as much out, `Authorization: Bearer <JWT>`. Collector: normal; slow (every "
         f"ingest answered after {SLOW_DELAY:g} s); down (a closed port on 127.0.0.1). Cells: microseconds, and in "
         "brackets the ratio to bare measured in the same child (the original's bare ran in its own venv). Bare: "
@@ -648,9 +728,11 @@ def render(args: argparse.Namespace, latency: Dict[Tuple[str, str, str], Dict[st
                     bare_med = _fmt(ours[f"{route}/bare"]["median_us"])
                     bare_p99 = _fmt(ours[f"{route}/bare"]["p99_us"])
                 counts = " / ".join(str(r[f"{route}/wrapped"]["n"]) if "error" not in r else "-" for r in (ours, orig))
-                lines.append(f"| {TITLES[fw]} | {route} | {state} | {bare_med} | {bare_p99} "
-                             f"| {cell(ours, route, 'median_us')} | {cell(ours, route, 'p99_us')} "
-                             f"| {cell(orig, route, 'median_us')} | {cell(orig, route, 'p99_us')} | {counts} |")
+                lines.append(
+                    f"| {TITLES[fw]} | {route} | {state} | {bare_med} | {bare_p99} "
+                    f"| {cell(ours, route, 'median_us')} | {cell(ours, route, 'p99_us')} "
+                    f"| {cell(orig, route, 'median_us')} | {cell(orig, route, 'p99_us')} | {counts} |"
+                )
     lines += [
         "",
         "Added median time (wrapped minus bare), ours / original, per framework and collector state, realistic route "
@@ -668,8 +750,11 @@ def render(args: argparse.Namespace, latency: Dict[Tuple[str, str, str], Dict[st
                 continue
             a_ours = ours["realistic/wrapped"]["median_us"] - ours["realistic/bare"]["median_us"]
             a_orig = orig["realistic/wrapped"]["median_us"] - orig["realistic/bare"]["median_us"]
-            row.append(f"{a_ours / a_orig:.2f} ({a_ours:.0f} vs {a_orig:.0f} us)" if a_orig > 0
-                       else f"original adds nothing measurable ({a_ours:.0f} vs {a_orig:.0f} us)")
+            row.append(
+                f"{a_ours / a_orig:.2f} ({a_ours:.0f} vs {a_orig:.0f} us)"
+                if a_orig > 0
+                else f"original adds nothing measurable ({a_ours:.0f} vs {a_orig:.0f} us)"
+            )
         lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
@@ -686,8 +771,11 @@ def render(args: argparse.Namespace, latency: Dict[Tuple[str, str, str], Dict[st
         row = [TITLES[fw]]
         for impl in ("bare", "ours", "orig"):
             r = stalls[(fw, impl)]
-            row.append(r["error"] if "error" in r else
-                       f"{r['max_lag_ms']:.1f} / {r['p99_lag_ms']:.1f} ms ({r['requests']} requests)")
+            row.append(
+                r["error"]
+                if "error" in r
+                else f"{r['max_lag_ms']:.1f} / {r['p99_lag_ms']:.1f} ms ({r['requests']} requests)"
+            )
         lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
@@ -707,12 +795,20 @@ def render(args: argparse.Namespace, latency: Dict[Tuple[str, str, str], Dict[st
         note = " (time budget hit)" if r["budget_hit"] else ""
         if r.get("rss_cap_hit"):
             note = f" (stopped: RSS grew past {RSS_CAP_MB} MB)"
-        lines.append(f"| {label} | {r['requests']:,}{note} | {r['rss_start_mb']:.1f} MB | {r['rss_end_mb']:.1f} MB "
-                     f"| {r['rss_end_mb'] - r['rss_start_mb']:+.1f} MB | {r['maxrss_mb']:.1f} MB |")
-    lines += ["", "## Shipping rate (core)", "",
-              f"`python benchmarks/core_throughput.py {args.events}`: one process queues {args.events:,} realistic "
-              "captures (2 KB bodies each way) and ships them to a loopback collector in its own process.", "",
-              "| measure | value |", "|---|---|"]
+        lines.append(
+            f"| {label} | {r['requests']:,}{note} | {r['rss_start_mb']:.1f} MB | {r['rss_end_mb']:.1f} MB "
+            f"| {r['rss_end_mb'] - r['rss_start_mb']:+.1f} MB | {r['maxrss_mb']:.1f} MB |"
+        )
+    lines += [
+        "",
+        "## Shipping rate (core)",
+        "",
+        f"`python benchmarks/core_throughput.py {args.events}`: one process queues {args.events:,} realistic "
+        "captures (2 KB bodies each way) and ships them to a loopback collector in its own process.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+    ]
     if "error" in tput:
         lines.append(f"| events shipped per second | {tput['error']} |")
     else:

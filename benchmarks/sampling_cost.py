@@ -28,8 +28,22 @@ from wsgi_overhead import _environ, _make_app, _time_block
 def start_collector(tmp: str, config: Dict[str, Any]) -> tuple[subprocess.Popen[str], str, Path]:
     cfg = Path(tmp) / "config.json"
     cfg.write_text(json.dumps(config))
-    proc = subprocess.Popen([sys.executable, "-m", "moesif_collector", "serve", "--port", "0", "--db",
-                             os.path.join(tmp, "s.db"), "--config-file", str(cfg)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "moesif_collector",
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            os.path.join(tmp, "s.db"),
+            "--config-file",
+            str(cfg),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip().rsplit(" ", 1)[-1], cfg
 
@@ -81,8 +95,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for name in results:
         added = "" if name == "bare" else f"{per[name] - per['bare']:.1f}"
-        print(f"| {name} | {per[name]:.1f} | {added} | {cpu[name] / calls[name] * 1e6:.1f} | "
-              f"{counts.get(name, '')} |")
+        print(f"| {name} | {per[name]:.1f} | {added} | {cpu[name] / calls[name] * 1e6:.1f} | {counts.get(name, '')} |")
 
 
 if __name__ == "__main__":

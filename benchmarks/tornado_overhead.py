@@ -46,12 +46,18 @@ ORIG_SPEC = ["moesiftornado==0.1.4", "tornado"]
 
 #: A JWT whose payload is {"sub": "user-42"}: both middlewares look for a user in it.
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJl"
-HEADERS = {"Host": "127.0.0.1:8888", "Authorization": f"Bearer {JWT}", "Accept": "application/json",
-           "User-Agent": "bench/1.0", "X-Forwarded-For": "203.0.113.7"}
+HEADERS = {
+    "Host": "127.0.0.1:8888",
+    "Authorization": f"Bearer {JWT}",
+    "Accept": "application/json",
+    "User-Agent": "bench/1.0",
+    "X-Forwarded-For": "203.0.113.7",
+}
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 # -- the child: one process, one middleware ------------------------------------------------------------------------
+
 
 def _loopback_only() -> None:
     """Make any attempt to reach a non-loopback host fail loudly in this process."""
@@ -127,8 +133,9 @@ async def _time_block(app: Any, n: int, out: List[int]) -> float:
     for _ in range(n):
         start = perf()
         done = loop.create_future()
-        request = HTTPServerRequest(start_line=start_line, headers=HTTPHeaders(HEADERS), body=b"",
-                                    connection=_Connection(done))  # type: ignore[arg-type]
+        request = HTTPServerRequest(
+            start_line=start_line, headers=HTTPHeaders(HEADERS), body=b"", connection=_Connection(done)
+        )  # type: ignore[arg-type]
         app(request)
         await done
         out.append(perf() - start)
@@ -140,8 +147,9 @@ async def _child(which: str, base_uri: str, rounds: int, n: int) -> Dict[str, An
 
     if which == "orig":
         # the original honours BASE_URI only with DEBUG; DEBUG then prints on every request: turn it off after
-        middleware = MoesifMiddleware({"APPLICATION_ID": "bench-app-id", "BASE_URI": base_uri, "DEBUG": True,
-                                       "LOG_BODY": True})
+        middleware = MoesifMiddleware(
+            {"APPLICATION_ID": "bench-app-id", "BASE_URI": base_uri, "DEBUG": True, "LOG_BODY": True}
+        )
         middleware.DEBUG = False
     else:
         middleware = MoesifMiddleware({"APPLICATION_ID": "bench-app-id", "BASE_URI": base_uri, "LOG_BODY": True})
@@ -185,6 +193,7 @@ def child(which: str, base_uri: str, rounds: int, n: int) -> Dict[str, Any]:
 
 # -- the parent --------------------------------------------------------------------------------------------------
 
+
 def ensure_orig_venv() -> Path:
     python = ORIG_VENV / "bin" / "python"
     probe = [str(python), "-c", "import moesiftornado, tornado, moesifapi"]
@@ -197,8 +206,18 @@ def ensure_orig_venv() -> Path:
 
 
 def run_child(python: str, which: str, base_uri: str, rounds: int, n: int) -> Dict[str, Any]:
-    cmd = [python, os.path.abspath(__file__), "--child", which, "--base-uri", base_uri, "--rounds", str(rounds),
-           "--requests", str(n)]
+    cmd = [
+        python,
+        os.path.abspath(__file__),
+        "--child",
+        which,
+        "--base-uri",
+        base_uri,
+        "--rounds",
+        str(rounds),
+        "--requests",
+        str(n),
+    ]
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
@@ -228,16 +247,23 @@ def main() -> None:
         orig = run_child(str(orig_python), "orig", collector.url, args.rounds, args.requests)
         received["orig"] = collector.count_events() - received["ours"]
     rows = []
-    variants = (("moesiftornado 0.1.4 (original)", orig, "wrapped"), ("moesiftornado (ours)", ours, "wrapped"),
-                ("ours, request path only (captures discarded)", ours, "path"))
+    variants = (
+        ("moesiftornado 0.1.4 (original)", orig, "wrapped"),
+        ("moesiftornado (ours)", ours, "wrapped"),
+        ("ours, request path only (captures discarded)", ours, "path"),
+    )
     for label, res, key in variants:
         for stat in ("median_us", "mean_us"):
             bare, wrapped = res[stat]["bare"], res[stat][key]
             rows.append((label, stat.split("_")[0], bare, wrapped, wrapped - bare, wrapped / bare))
-    print(f"\nTrivial Tornado handler, in-process requests on a running IOLoop, {ours['requests']} requests per "
-          f"variant per child (Python {ours['python']}, Tornado {ours['tornado']} in both children)")
-    print(f"events received by the local collector: ours {received['ours']} (of {ours['requests'] + 500}), "
-          f"original {received['orig']} (it sends at most 25 every 2 s)\n")
+    print(
+        f"\nTrivial Tornado handler, in-process requests on a running IOLoop, {ours['requests']} requests per "
+        f"variant per child (Python {ours['python']}, Tornado {ours['tornado']} in both children)"
+    )
+    print(
+        f"events received by the local collector: ours {received['ours']} (of {ours['requests'] + 500}), "
+        f"original {received['orig']} (it sends at most 25 every 2 s)\n"
+    )
     print("| middleware | statistic | bare (us) | wrapped (us) | added (us) | wrapped/bare |")
     print("|---|---|---:|---:|---:|---:|")
     for label, stat, bare, wrapped, added, ratio in rows:

@@ -47,6 +47,7 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJl"
 
 # -- the child: one process, one middleware ------------------------------------------------------------------------
 
+
 def _make_app() -> Any:
     from flask import Flask
 
@@ -65,8 +66,12 @@ def _environ() -> Dict[str, Any]:
     builder = EnvironBuilder(
         path="/hello",
         query_string="a=1",
-        headers={"Authorization": f"Bearer {JWT}", "Accept": "application/json", "User-Agent": "bench/1.0",
-                 "X-Forwarded-For": "203.0.113.7"},
+        headers={
+            "Authorization": f"Bearer {JWT}",
+            "Accept": "application/json",
+            "User-Agent": "bench/1.0",
+            "X-Forwarded-For": "203.0.113.7",
+        },
     )
     env = builder.get_environ()
     builder.close()
@@ -157,6 +162,7 @@ def child(which: str, base_uri: str, rounds: int, n: int) -> Dict[str, Any]:
 
 # -- the parent --------------------------------------------------------------------------------------------------
 
+
 def ensure_orig_venv() -> Path:
     python = ORIG_VENV / "bin" / "python"
     probe = [str(python), "-c", "import moesifwsgi, flask"]
@@ -169,8 +175,18 @@ def ensure_orig_venv() -> Path:
 
 
 def run_child(python: str, which: str, base_uri: str, rounds: int, n: int) -> Dict[str, Any]:
-    cmd = [python, os.path.abspath(__file__), "--child", which, "--base-uri", base_uri, "--rounds", str(rounds),
-           "--requests", str(n)]
+    cmd = [
+        python,
+        os.path.abspath(__file__),
+        "--child",
+        which,
+        "--base-uri",
+        base_uri,
+        "--rounds",
+        str(rounds),
+        "--requests",
+        str(n),
+    ]
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
@@ -198,25 +214,35 @@ def main() -> None:
         orig = run_child(str(orig_python), "orig", collector.url, args.rounds, args.requests)
         received = collector.count_events()
     labels = (("moesifwsgi 1.10.5 (original)", orig), ("moesifwsgi 0.1.0 (ours)", ours))
-    print(f"\nTrivial Flask route ({{'hello': 'world'}} as JSON, a JWT and X-Forwarded-For in the request), in-process "
-          f"WSGI calls; {ours['requests']} timed requests per variant per child (Python {ours['python']}); events "
-          f"received by the local collector: {received}\n")
+    print(
+        f"\nTrivial Flask route ({{'hello': 'world'}} as JSON, a JWT and X-Forwarded-For in the request), in-process "
+        f"WSGI calls; {ours['requests']} timed requests per variant per child (Python {ours['python']}); events "
+        f"received by the local collector: {received}\n"
+    )
     print("| middleware | statistic | bare (us) | wrapped (us) | added (us) | wrapped/bare |")
     print("|---|---|---:|---:|---:|---:|")
     added: Dict[str, Dict[str, float]] = {}
     for label, res in labels:
-        for stat, title in (("median_us", "median wall time per request"),
-                            ("thread_cpu_us", "request-thread CPU per request"),
-                            ("process_cpu_us", "process CPU per request, background included")):
+        for stat, title in (
+            ("median_us", "median wall time per request"),
+            ("thread_cpu_us", "request-thread CPU per request"),
+            ("process_cpu_us", "process CPU per request, background included"),
+        ):
             bare, wrapped = res[stat]["bare"], res[stat]["wrapped"]
             added.setdefault(stat, {})[label] = wrapped - bare
             print(f"| {label} | {title} | {bare:.1f} | {wrapped:.1f} | {wrapped - bare:.1f} | {wrapped / bare:.2f} |")
-    for stat, title in (("median_us", "median wall time"), ("thread_cpu_us", "request-thread CPU"),
-                        ("process_cpu_us", "process CPU")):
+    for stat, title in (
+        ("median_us", "median wall time"),
+        ("thread_cpu_us", "request-thread CPU"),
+        ("process_cpu_us", "process CPU"),
+    ):
         a_orig, a_ours = added[stat][labels[0][0]], added[stat][labels[1][0]]
         share = a_ours / a_orig if a_orig > 0 else float("inf")
-        print(f"\nadded {title}, ours / original: {share:.2f}" + (" (target: at most 0.20)" if stat == "median_us"
-                                                                   else ""), end="")
+        print(
+            f"\nadded {title}, ours / original: {share:.2f}"
+            + (" (target: at most 0.20)" if stat == "median_us" else ""),
+            end="",
+        )
     print()
 
 

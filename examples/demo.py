@@ -42,6 +42,7 @@ def free_port() -> int:
 
 def jwt(sub: str) -> str:
     """An unsigned demo JWT: the middleware reads the user id from its payload (no signature check)."""
+
     def seg(obj: Dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
 
@@ -67,8 +68,12 @@ def apps() -> List[App]:
     return [
         App("flask", [py, str(HERE / "flask_app.py")]),
         App("fastapi", [py, str(HERE / "fastapi_app.py")]),
-        App("django", [py, "manage.py", "runserver", "--noreload", "--nothreading"], cwd=DJANGO_DIR,
-            prepare=[py, "manage.py", "migrate", "--noinput", "-v", "0"]),
+        App(
+            "django",
+            [py, "manage.py", "runserver", "--noreload", "--nothreading"],
+            cwd=DJANGO_DIR,
+            prepare=[py, "manage.py", "migrate", "--noinput", "-v", "0"],
+        ),
         App("tornado", [py, str(HERE / "tornado_app.py")]),
     ]
 
@@ -101,11 +106,16 @@ def traffic(app: App) -> List[Tuple[str, str, Dict[str, Any]]]:
         ("GET", "/health/probe", {}),  # skipped by the apps' SKIP callback
     ]
     if app.name == "flask":
-        calls += [("POST", "/api/contact", {"data": {"email": "a@example.com", "message": "hi"}}),
-                  ("GET", "/api/export", {"stream": True})]
+        calls += [
+            ("POST", "/api/contact", {"data": {"email": "a@example.com", "message": "hi"}}),
+            ("GET", "/api/export", {"stream": True}),
+        ]
     elif app.name == "fastapi":
-        calls += [("POST", "/api/contact", {"data": {"email": "a@example.com", "message": "hi"}}),
-                  ("GET", "/api/stream", {"stream": True}), ("GET", "/api/report", {"headers": alice})]
+        calls += [
+            ("POST", "/api/contact", {"data": {"email": "a@example.com", "message": "hi"}}),
+            ("GET", "/api/stream", {"stream": True}),
+            ("GET", "/api/report", {"headers": alice}),
+        ]
     elif app.name == "tornado":
         calls += [("GET", "/api/stream", {"stream": True})]
     return calls
@@ -115,8 +125,10 @@ def wait_http(url: str, deadline: float, proc: subprocess.Popen[bytes], name: st
     while True:
         if proc.poll() is not None:
             log = Path(tempfile.gettempdir())  # the app's output is in its log file beside the demo database
-            raise SystemExit(f"demo: {name} exited with {proc.returncode} before it served a request (see its "
-                             f"log in the demo's temporary folder under {log})")
+            raise SystemExit(
+                f"demo: {name} exited with {proc.returncode} before it served a request (see its "
+                f"log in the demo's temporary folder under {log})"
+            )
         try:
             urllib.request.urlopen(url, timeout=1).close()
             return
@@ -131,7 +143,8 @@ def wait_http(url: str, deadline: float, proc: subprocess.Popen[bytes], name: st
 def start_collector(tmp: str) -> Tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "moesif_collector", "serve", "--port", "0", "--db", os.path.join(tmp, "demo.db")],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -169,19 +182,30 @@ def send(app: App) -> Tuple[int, int]:
 def summary(url: str, per_app: Dict[str, Tuple[int, int]]) -> str:
     calls = collector_json(url, "/api/calls?limit=1000")["calls"]
     stats = collector_json(url, "/api/stats")
-    lines = ["", "What the collector stored", "", "| app | requests sent | events stored | users | companies |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "",
+        "What the collector stored",
+        "",
+        "| app | requests sent | events stored | users | companies |",
+        "|---|---|---|---|---|",
+    ]
     for name, (sent, _expected) in per_app.items():
         mine = [c for c in calls if _port_of(str(c.get("uri") or "")) == _ports[name]]
         users = sorted({c["user_id"] for c in mine if c.get("user_id")})
         companies = sorted({c["company_id"] for c in mine if c.get("company_id")})
         lines.append(f"| {name} | {sent} | {len(mine)} | {', '.join(users)} | {', '.join(companies)} |")
-    lines += ["", f"calls: {stats['calls']}   errors: {stats['errors']} ({stats['error_rate']:.0%})   "
-                  f"p50: {_ms(stats.get('p50_ms'))}   p95: {_ms(stats.get('p95_ms'))}", "",
-              "| verb | path | calls | errors | avg ms |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"calls: {stats['calls']}   errors: {stats['errors']} ({stats['error_rate']:.0%})   "
+        f"p50: {_ms(stats.get('p50_ms'))}   p95: {_ms(stats.get('p95_ms'))}",
+        "",
+        "| verb | path | calls | errors | avg ms |",
+        "|---|---|---|---|---|",
+    ]
     for route in stats.get("routes", [])[:15]:
-        lines.append(f"| {route['verb']} | {route['path']} | {route['calls']} | {route['errors']} | "
-                     f"{_ms(route.get('avg_ms'))} |")
+        lines.append(
+            f"| {route['verb']} | {route['path']} | {route['calls']} | {route['errors']} | {_ms(route.get('avg_ms'))} |"
+        )
     return "\n".join(lines)
 
 
@@ -217,8 +241,13 @@ def main() -> int:
         collector, url = start_collector(tmp)
         procs: List[subprocess.Popen[Any]] = []
         try:
-            env_base = {**os.environ, "MOESIF_BASE_URI": url, "MOESIF_APPLICATION_ID": "demo-app",
-                        "EXAMPLE_DB": os.path.join(tmp, "django.sqlite3"), "PYTHONUNBUFFERED": "1"}
+            env_base = {
+                **os.environ,
+                "MOESIF_BASE_URI": url,
+                "MOESIF_APPLICATION_ID": "demo-app",
+                "EXAMPLE_DB": os.path.join(tmp, "django.sqlite3"),
+                "PYTHONUNBUFFERED": "1",
+            }
             started: List[App] = []
             for app in apps():
                 env = {**env_base, "PORT": str(app.port)}
@@ -244,8 +273,10 @@ def main() -> int:
                     break
                 time.sleep(0.2)
             print(summary(url, per_app))
-            print(f"\nOpen {url}/ to see every call (headers, bodies, users), or run:"
-                  f"  python -m moesif_collector tail --url {url}")
+            print(
+                f"\nOpen {url}/ to see every call (headers, bodies, users), or run:"
+                f"  python -m moesif_collector tail --url {url}"
+            )
             if args.serve:
                 print("demo: serving; Ctrl-C to stop")
                 try:

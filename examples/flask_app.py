@@ -44,6 +44,7 @@ def caller(environ: Dict[str, Any]) -> Optional[Tuple[str, str]]:
 
 # -- the Moesif settings, with the callback signatures of the README -----------------------------------------------
 
+
 def identify_user(app: Any, environ: Dict[str, Any], response_headers: Dict[str, str] = dict()) -> Optional[str]:  # noqa: B006
     who = caller(environ)
     return who[0] if who else None

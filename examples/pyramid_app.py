@@ -45,6 +45,7 @@ def caller(environ: Dict[str, Any]) -> Optional[Tuple[str, str]]:
 
 # -- the Moesif settings, with the callback signatures of the README -----------------------------------------------
 
+
 def identify_user(app: Any, environ: Dict[str, Any], response_headers: Dict[str, str] = dict()) -> Optional[str]:  # noqa: B006
     who = caller(environ)
     return who[0] if who else None
@@ -68,6 +69,7 @@ moesif_settings: Dict[str, Any] = {
 
 
 # -- the app ---------------------------------------------------------------------------------------------------------
+
 
 def items(request: Any) -> Any:
     if caller(request.environ) is None:
@@ -94,8 +96,7 @@ def export(request: Any) -> Response:
         for start in range(0, 250_000, 1000):  # about 5 MB, produced 1000 rows at a time
             yield b"".join(b"%d,item-%d,%d\n" % (i, i, i * 7 % 1000) for i in range(start, start + 1000))
 
-    return Response(app_iter=rows(), content_type="text/csv",
-                    content_disposition="attachment; filename=export.csv")
+    return Response(app_iter=rows(), content_type="text/csv", content_disposition="attachment; filename=export.csv")
 
 
 def boom(request: Any) -> Any:

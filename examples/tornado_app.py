@@ -95,6 +95,7 @@ class ProbeHandler(tornado.web.RequestHandler):
 
 # -- Moesif, as in the moesiftornado README ------------------------------------------------------------------------
 
+
 def identify_user(handler: tornado.web.RequestHandler) -> Optional[str]:
     return handler.current_user  # type: ignore[no-any-return]
 

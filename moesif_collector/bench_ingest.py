@@ -49,7 +49,7 @@ def _worker(url: str, seed: int, batches: int, batch_size: int, ready: Any, go: 
 
 
 def _start_server(db: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    proc = subprocess.Popen(
         [sys.executable, "-m", "moesif_collector", "serve", "--port", "0", "--db", db],
         stdout=subprocess.PIPE,
         text=True,
@@ -123,7 +123,7 @@ def main() -> int:
 
 
 def _count(url: str) -> int:
-    with urllib.request.urlopen(f"{url}/_admin/health", timeout=30) as resp:  # noqa: S310 - loopback URL
+    with urllib.request.urlopen(f"{url}/_admin/health", timeout=30) as resp:
         return int(json.loads(resp.read())["events"])
 
 

@@ -18,8 +18,11 @@ def collector(tmp_path: Path) -> Iterator[object]:
     """A running local collector: ``.url`` for ``BASE_URI``, ``.wait_for_events(n, timeout)``, ``.events()``."""
     from moesif_collector import Collector
 
-    c = Collector(db_path=str(tmp_path / "collector.db"), config_file=str(tmp_path / "config.json"),
-                  rules_file=str(tmp_path / "rules.json"))
+    c = Collector(
+        db_path=str(tmp_path / "collector.db"),
+        config_file=str(tmp_path / "config.json"),
+        rules_file=str(tmp_path / "rules.json"),
+    )
     c.start()
     try:
         yield c

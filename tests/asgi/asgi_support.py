@@ -28,8 +28,19 @@ APP_ID = "asgi-test-app"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
-EVENT_KEYS = {"request", "response", "user_id", "company_id", "session_token", "tags", "metadata", "direction",
-              "weight", "blocked_by", "transaction_id"}
+EVENT_KEYS = {
+    "request",
+    "response",
+    "user_id",
+    "company_id",
+    "session_token",
+    "tags",
+    "metadata",
+    "direction",
+    "weight",
+    "blocked_by",
+    "transaction_id",
+}
 REQUEST_KEYS = {"time", "uri", "verb", "api_version", "ip_address", "headers", "body", "transfer_encoding"}
 RESPONSE_KEYS = {"time", "status", "ip_address", "headers", "body", "transfer_encoding"}
 
@@ -170,8 +181,9 @@ def starlette_app(gates: Gates) -> Starlette:
         return StreamingResponse(_endless(gates), media_type="application/octet-stream")
 
     async def big(request: Request) -> Response:
-        return StreamingResponse(_big(int(request.query_params.get("mb", "50")) * MB),
-                                 media_type="application/octet-stream")
+        return StreamingResponse(
+            _big(int(request.query_params.get("mb", "50")) * MB), media_type="application/octet-stream"
+        )
 
     async def boom(request: Request) -> Response:
         raise ValueError("boom")
@@ -310,8 +322,11 @@ APPS: Dict[str, Callable[[Gates], Any]] = {"starlette": starlette_app, "fastapi"
 
 def event_for(events: list[Dict[str, Any]], path: str, verb: Optional[str] = None) -> Dict[str, Any]:
     """The one event whose URI path is ``path`` (and verb, if given)."""
-    found = [e for e in events if e["request"]["uri"].split("?")[0].endswith(path)
-             and (verb is None or e["request"]["verb"] == verb)]
+    found = [
+        e
+        for e in events
+        if e["request"]["uri"].split("?")[0].endswith(path) and (verb is None or e["request"]["verb"] == verb)
+    ]
     assert len(found) == 1, [e["request"]["uri"] for e in events]
     return found[0]
 

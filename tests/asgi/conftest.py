@@ -67,8 +67,9 @@ def framework(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def served(framework: str, gates: Gates, settings: Callable[..., dict[str, Any]],
-           serve: Callable[..., UvicornServer]) -> Callable[..., UvicornServer]:
+def served(
+    framework: str, gates: Gates, settings: Callable[..., dict[str, Any]], serve: Callable[..., UvicornServer]
+) -> Callable[..., UvicornServer]:
     """``served(**settings)``: the demo app of ``framework`` with MoesifMiddleware, running under uvicorn."""
 
     def start(**overrides: Any) -> UvicornServer:

@@ -27,6 +27,7 @@ def readme_settings(mode: str) -> Dict[str, Any]:
         return eventmodel
 
     if mode == "sync":
+
         def identify_user(request: Any, response: Any) -> str:
             return "12345"
 
@@ -44,8 +45,10 @@ def readme_settings(mode: str) -> Dict[str, Any]:
 
         def mask_event(eventmodel: Any) -> Any:
             return custom_mask_event(eventmodel)
+
         callbacks = (identify_user, identify_company, get_token, get_metadata, should_skip, mask_event)
     else:
+
         async def identify_user(request: Any, response: Any) -> str:  # type: ignore[misc]
             return "12345"
 
@@ -63,6 +66,7 @@ def readme_settings(mode: str) -> Dict[str, Any]:
 
         async def mask_event(eventmodel: Any) -> Any:  # type: ignore[misc]
             return custom_mask_event(eventmodel)
+
         callbacks = (identify_user, identify_company, get_token, get_metadata, should_skip, mask_event)
     identify_user, identify_company, get_token, get_metadata, should_skip, mask_event = callbacks
     return {
@@ -110,8 +114,7 @@ def test_authorization_header_name_and_field(served: Callable[..., UvicornServer
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_callbacks_get_live_starlette_objects(mode: str, served: Callable[..., UvicornServer],
-                                              collector: Any) -> None:
+def test_callbacks_get_live_starlette_objects(mode: str, served: Callable[..., UvicornServer], collector: Any) -> None:
     seen: List[Dict[str, Any]] = []
 
     def look(request: Request, response: CallbackResponse) -> Dict[str, Any]:
@@ -133,6 +136,7 @@ def test_callbacks_get_live_starlette_objects(mode: str, served: Callable[..., U
     if mode == "sync":
         get_metadata: Any = look
     else:
+
         async def get_metadata(request: Request, response: CallbackResponse) -> Dict[str, Any]:
             body = await request.body()
             result = look(request, response)
@@ -172,8 +176,9 @@ def test_async_callback_reads_the_request_body(served: Callable[..., UvicornServ
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_raising_callbacks_leave_the_app_alone(mode: str, served: Callable[..., UvicornServer], collector: Any,
-                                               moesif_log: pytest.LogCaptureFixture) -> None:
+def test_raising_callbacks_leave_the_app_alone(
+    mode: str, served: Callable[..., UvicornServer], collector: Any, moesif_log: pytest.LogCaptureFixture
+) -> None:
     def boom(request: Any, response: Any) -> Any:
         raise RuntimeError("callback bug")
 
@@ -184,7 +189,7 @@ def test_raising_callbacks_leave_the_app_alone(mode: str, served: Callable[..., 
     server = served(SKIP=cb, IDENTIFY_USER=cb, IDENTIFY_COMPANY=cb, GET_SESSION_TOKEN=cb, GET_METADATA=cb)
     with httpx.Client(base_url=server.url) as client:
         r = client.post("/echo", json={"a": 1}, headers={"Authorization": "Basic YWxpY2U6cHc="})
-    assert r.status_code == 200 and r.json() == {"len": len(b"{\"a\":1}")}
+    assert r.status_code == 200 and r.json() == {"len": len(b'{"a":1}')}
     (event,) = collector.wait_for_events(1)  # SKIP raised: not skipped
     assert event["user_id"] == "alice"  # IDENTIFY_USER raised: from the Authorization header
     assert event["company_id"] is None and event["session_token"] is None and event["metadata"] is None
@@ -194,8 +199,9 @@ def test_raising_callbacks_leave_the_app_alone(mode: str, served: Callable[..., 
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_raising_mask_event_model_sends_the_event_without_bodies(mode: str, served: Callable[..., UvicornServer],
-                                                                 collector: Any) -> None:
+def test_raising_mask_event_model_sends_the_event_without_bodies(
+    mode: str, served: Callable[..., UvicornServer], collector: Any
+) -> None:
     def mask(event: Any) -> Any:
         if "secret" in event.request.uri:
             raise RuntimeError("mask bug")
@@ -226,8 +232,9 @@ def test_skip_sees_the_response(served: Callable[..., UvicornServer], collector:
     assert [e["response"]["status"] for e in events] == [200]
 
 
-def test_sync_callbacks_run_on_the_loop_thread_unless_marked(served: Callable[..., UvicornServer],
-                                                             collector: Any) -> None:
+def test_sync_callbacks_run_on_the_loop_thread_unless_marked(
+    served: Callable[..., UvicornServer], collector: Any
+) -> None:
     from moesifasgi import run_in_thread
 
     threads: Dict[str, str] = {}

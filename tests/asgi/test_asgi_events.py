@@ -24,8 +24,7 @@ def test_post_json_event_field_by_field(served: Callable[..., UvicornServer], co
     server = served(GET_METADATA=lambda req, resp: {"case": "post_json"})
     payload = {"name": "x", "password": "secret"}
     with httpx.Client(base_url=server.url) as client:
-        r = client.post("/echo?a=1&b=two", json=payload, headers={"Authorization": BASIC_ALICE,
-                                                                  "X-Case": "post_json"})
+        r = client.post("/echo?a=1&b=two", json=payload, headers={"Authorization": BASIC_ALICE, "X-Case": "post_json"})
     assert r.status_code == 200
     tid = r.headers["x-moesif-transaction-id"]
     assert UUID_RE.match(tid)
@@ -116,7 +115,10 @@ def test_head_response_has_no_body(served: Callable[..., UvicornServer], collect
 
 
 def test_response_identical_with_and_without_middleware(
-    framework: str, gates: Gates, settings: Callable[..., dict[str, Any]], serve: Callable[..., UvicornServer],
+    framework: str,
+    gates: Gates,
+    settings: Callable[..., dict[str, Any]],
+    serve: Callable[..., UvicornServer],
     collector: Any,
 ) -> None:
     from moesifasgi import MoesifMiddleware
@@ -126,9 +128,14 @@ def test_response_identical_with_and_without_middleware(
     app.add_middleware(MoesifMiddleware, settings=settings())
     wrapped = serve(app)
     calls: list[tuple[str, str, dict[str, Any]]] = [
-        ("POST", "/echo", {"json": {"a": [1, 2, 3]}}), ("GET", "/items/7", {}), ("GET", "/hello", {}),
-        ("HEAD", "/hello", {}), ("POST", "/form", {"data": {"x": "1"}}), ("GET", "/big?mb=1", {}),
-        ("GET", "/nope", {}), ("GET", "/boom", {}),
+        ("POST", "/echo", {"json": {"a": [1, 2, 3]}}),
+        ("GET", "/items/7", {}),
+        ("GET", "/hello", {}),
+        ("HEAD", "/hello", {}),
+        ("POST", "/form", {"data": {"x": "1"}}),
+        ("GET", "/big?mb=1", {}),
+        ("GET", "/nope", {}),
+        ("GET", "/boom", {}),
     ]
     for method, path, kwargs in calls:
         seen = []
@@ -167,8 +174,13 @@ def test_client_transaction_id_is_kept(served: Callable[..., UvicornServer], col
 def test_jwt_user_and_forwarded_ip(served: Callable[..., UvicornServer], collector: Any) -> None:
     server = served()
     with httpx.Client(base_url=server.url) as client:
-        client.get("/hello", headers={"Authorization": "Bearer " + jwt({"sub": "user-42"}),
-                                      "X-Forwarded-For": "unknown, 10.0.0.1, 203.0.113.7"})
+        client.get(
+            "/hello",
+            headers={
+                "Authorization": "Bearer " + jwt({"sub": "user-42"}),
+                "X-Forwarded-For": "unknown, 10.0.0.1, 203.0.113.7",
+            },
+        )
     (event,) = collector.wait_for_events(1)
     assert event["user_id"] == "user-42"
     assert event["request"]["ip_address"] == "10.0.0.1"
@@ -198,8 +210,12 @@ def test_bodies_over_the_cap_are_truncated_and_marked(served: Callable[..., Uvic
 
 
 def test_masks(served: Callable[..., UvicornServer], collector: Any) -> None:
-    server = served(REQUEST_HEADER_MASKS=["x-secret"], REQUEST_BODY_MASKS=["password"],
-                    RESPONSE_HEADER_MASKS=["X-Case"], RESPONSE_BODY_MASKS=["len"])
+    server = served(
+        REQUEST_HEADER_MASKS=["x-secret"],
+        REQUEST_BODY_MASKS=["password"],
+        RESPONSE_HEADER_MASKS=["X-Case"],
+        RESPONSE_BODY_MASKS=["len"],
+    )
     with httpx.Client(base_url=server.url) as client:
         client.post("/echo", json={"user": "u", "password": "p"}, headers={"X-Secret": "s"})
     (event,) = collector.wait_for_events(1)
@@ -222,8 +238,9 @@ def test_app_exception_is_a_500_event(served: Callable[..., UvicornServer], coll
     assert UUID_RE.match(event["transaction_id"])
 
 
-def test_background_task_runs_and_event_is_recorded(served: Callable[..., UvicornServer], gates: Gates,
-                                                    collector: Any) -> None:
+def test_background_task_runs_and_event_is_recorded(
+    served: Callable[..., UvicornServer], gates: Gates, collector: Any
+) -> None:
     server = served()
     with httpx.Client(base_url=server.url) as client:
         r = client.get("/background")
@@ -242,8 +259,9 @@ def test_not_found_is_recorded(served: Callable[..., UvicornServer], collector: 
     assert event["response"]["status"] == 404
 
 
-def test_profiles_reach_the_collector(framework: str, gates: Gates, settings: Callable[..., dict[str, Any]],
-                                      collector: Any) -> None:
+def test_profiles_reach_the_collector(
+    framework: str, gates: Gates, settings: Callable[..., dict[str, Any]], collector: Any
+) -> None:
     from moesifasgi import MoesifMiddleware
 
     mw = MoesifMiddleware(APPS[framework](gates), settings=settings())
@@ -278,8 +296,13 @@ def test_user_agent_and_application_id(served: Callable[..., UvicornServer], col
     assert row["content_encoding"] == "gzip"
 
 
-def test_capture_outgoing_requests(framework: str, gates: Gates, settings: Callable[..., dict[str, Any]],
-                                   serve: Callable[..., UvicornServer], collector: Any) -> None:
+def test_capture_outgoing_requests(
+    framework: str,
+    gates: Gates,
+    settings: Callable[..., dict[str, Any]],
+    serve: Callable[..., UvicornServer],
+    collector: Any,
+) -> None:
     """The app's own ``requests`` calls are captured (moesifpythonrequest, sharing the middleware's agent)."""
     import anyio.to_thread
     import requests
@@ -297,8 +320,10 @@ def test_capture_outgoing_requests(framework: str, gates: Gates, settings: Calla
 
     app = APPS[framework](gates)
     app.add_route("/outgoing", outgoing)
-    app.add_middleware(MoesifMiddleware, settings=settings(
-        CAPTURE_OUTGOING_REQUESTS=True, GET_METADATA_OUTGOING=lambda req, resp: {"via": "requests"}))
+    app.add_middleware(
+        MoesifMiddleware,
+        settings=settings(CAPTURE_OUTGOING_REQUESTS=True, GET_METADATA_OUTGOING=lambda req, resp: {"via": "requests"}),
+    )
     server = serve(app)
     try:
         # (httpx is captured too while capture is on: this very call is an outgoing event of the test process)

@@ -28,8 +28,9 @@ def free_port() -> int:
 def test_example_runs_and_reports(example: str, collector: Any) -> None:
     port = free_port()
     env = dict(os.environ, MOESIF_BASE_URI=collector.url, MOESIF_APPLICATION_ID="example-test", PORT=str(port))
-    proc = subprocess.Popen([sys.executable, str(EXAMPLES / example)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / example)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + WAIT

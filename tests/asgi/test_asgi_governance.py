@@ -13,26 +13,44 @@ from asgi_support import UUID_RE, Gates, UvicornServer, check_shape, event_for
 from moesifasgi import MoesifMiddleware
 
 BLOCK_ITEMS = {
-    "_id": "rule-items", "type": "regex", "name": "block items", "block": True, "applied_to": "matching",
+    "_id": "rule-items",
+    "type": "regex",
+    "name": "block items",
+    "block": True,
+    "applied_to": "matching",
     "applied_to_unidentified": True,
     "regex_config": [{"conditions": [{"path": "request.route", "value": "^/items/"}]}],
     "response": {"status": 429, "headers": {"X-Blocked-By": "moesif"}, "body": {"error": "slow down"}},
 }
 TAG_HELLO = {
-    "_id": "rule-hello", "type": "regex", "name": "tag hello", "block": False, "applied_to": "matching",
+    "_id": "rule-hello",
+    "type": "regex",
+    "name": "tag hello",
+    "block": False,
+    "applied_to": "matching",
     "applied_to_unidentified": True,
     "regex_config": [{"conditions": [{"path": "request.route", "value": "^/hello"}]}],
     "response": {"status": 200, "headers": {"X-Plan": "free"}, "body": None},
 }
 BLOCK_DELETE_BODY = {
-    "_id": "rule-body", "type": "regex", "name": "no deletes", "block": True, "applied_to": "matching",
+    "_id": "rule-body",
+    "type": "regex",
+    "name": "no deletes",
+    "block": True,
+    "applied_to": "matching",
     "applied_to_unidentified": True,
     "regex_config": [{"conditions": [{"path": "request.body.action", "value": "^delete$"}]}],
     "response": {"status": 403, "headers": {}, "body": {"error": "deletes are off"}},
 }
 QUOTA_USER = {
-    "_id": "rule-quota", "type": "user", "name": "quota", "block": True, "applied_to": "matching",
-    "applied_to_unidentified": False, "variables": [{"name": "0", "path": "user_id"}], "regex_config": [],
+    "_id": "rule-quota",
+    "type": "user",
+    "name": "quota",
+    "block": True,
+    "applied_to": "matching",
+    "applied_to_unidentified": False,
+    "variables": [{"name": "0", "path": "user_id"}],
+    "regex_config": [],
     "response": {"status": 402, "headers": {"X-Quota-User": "{{0}}"}, "body": {"msg": "user {{0}} is over quota"}},
 }
 
@@ -44,8 +62,9 @@ def start(served: Callable[..., UvicornServer], middlewares: List[MoesifMiddlewa
     return server
 
 
-def test_regex_rules_block_and_tag(served: Callable[..., UvicornServer], collector: Any, gates: Gates,
-                                   middlewares: List[MoesifMiddleware]) -> None:
+def test_regex_rules_block_and_tag(
+    served: Callable[..., UvicornServer], collector: Any, gates: Gates, middlewares: List[MoesifMiddleware]
+) -> None:
     collector.set_rules([BLOCK_ITEMS, TAG_HELLO])
     server = start(served, middlewares)
     with httpx.Client(base_url=server.url) as client:
@@ -68,8 +87,9 @@ def test_regex_rules_block_and_tag(served: Callable[..., UvicornServer], collect
     assert hello["blocked_by"] is None and hello["response"]["headers"]["x-plan"] == "free"
 
 
-def test_blocked_call_never_reaches_the_app(served: Callable[..., UvicornServer], collector: Any, gates: Gates,
-                                            middlewares: List[MoesifMiddleware]) -> None:
+def test_blocked_call_never_reaches_the_app(
+    served: Callable[..., UvicornServer], collector: Any, gates: Gates, middlewares: List[MoesifMiddleware]
+) -> None:
     rule = dict(BLOCK_ITEMS, regex_config=[{"conditions": [{"path": "request.route", "value": "^/background"}]}])
     collector.set_rules([rule])
     server = start(served, middlewares)
@@ -95,10 +115,12 @@ def test_rules_on_the_body_read_it_ahead_and_the_app_still_gets_it(
     assert ok["request"]["body"]["action"] == "read"  # captured once, as the app read it
 
 
-def test_user_rules_use_identify_user_early(served: Callable[..., UvicornServer], collector: Any,
-                                           middlewares: List[MoesifMiddleware]) -> None:
-    collector.set_config({"sample_rate": 100, "user_rules": {"heavy": [{"rules": "rule-quota",
-                                                                        "values": {"0": "heavy"}}]}})
+def test_user_rules_use_identify_user_early(
+    served: Callable[..., UvicornServer], collector: Any, middlewares: List[MoesifMiddleware]
+) -> None:
+    collector.set_config(
+        {"sample_rate": 100, "user_rules": {"heavy": [{"rules": "rule-quota", "values": {"0": "heavy"}}]}}
+    )
     collector.set_rules([QUOTA_USER])
     seen: List[Any] = []
 
@@ -135,12 +157,18 @@ def test_sampled_out_calls_send_nothing_but_keep_their_header(
     assert events[0]["transaction_id"] == kept.headers["x-moesif-transaction-id"]
 
 
-def test_regex_sampling_is_decided_before_the_app(served: Callable[..., UvicornServer], collector: Any,
-                                                  middlewares: List[MoesifMiddleware]) -> None:
-    collector.set_config({"sample_rate": 100, "regex_config": [
-        {"conditions": [{"path": "request.route", "value": "^/health"}], "sample_rate": 0},
-        {"conditions": [{"path": "request.route", "value": "^/items"}], "sample_rate": 50},
-    ]})
+def test_regex_sampling_is_decided_before_the_app(
+    served: Callable[..., UvicornServer], collector: Any, middlewares: List[MoesifMiddleware]
+) -> None:
+    collector.set_config(
+        {
+            "sample_rate": 100,
+            "regex_config": [
+                {"conditions": [{"path": "request.route", "value": "^/health"}], "sample_rate": 0},
+                {"conditions": [{"path": "request.route", "value": "^/items"}], "sample_rate": 50},
+            ],
+        }
+    )
     server = start(served, middlewares)
     with httpx.Client(base_url=server.url) as client:
         for _ in range(40):

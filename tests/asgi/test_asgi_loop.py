@@ -54,9 +54,9 @@ def dead_base_uri() -> str:
 
 
 @pytest.mark.parametrize("collector_state", ["down", "hanging"])
-def test_event_loop_is_not_held_up_by_a_bad_collector(collector_state: str, collector: Any,
-                                                      serve: Callable[..., UvicornServer],
-                                                      middlewares: List[MoesifMiddleware]) -> None:
+def test_event_loop_is_not_held_up_by_a_bad_collector(
+    collector_state: str, collector: Any, serve: Callable[..., UvicornServer], middlewares: List[MoesifMiddleware]
+) -> None:
     if collector_state == "hanging":
         collector.set_faults(mode="hang", scope="all")
         base_uri = collector.url
@@ -64,8 +64,13 @@ def test_event_loop_is_not_held_up_by_a_bad_collector(collector_state: str, coll
         base_uri = dead_base_uri()
     lags: List[float] = []
     app = ticking_app(lags)
-    settings: Dict[str, Any] = {"APPLICATION_ID": APP_ID, "BASE_URI": base_uri, "BATCH_SIZE": 10,
-                                "EVENT_BATCH_TIMEOUT": 0.05, "REQUEST_TIMEOUT": 5}
+    settings: Dict[str, Any] = {
+        "APPLICATION_ID": APP_ID,
+        "BASE_URI": base_uri,
+        "BATCH_SIZE": 10,
+        "EVENT_BATCH_TIMEOUT": 0.05,
+        "REQUEST_TIMEOUT": 5,
+    }
     app.add_middleware(MoesifMiddleware, settings=settings)
     server = serve(app)
     try:

@@ -19,8 +19,9 @@ from moesif_core import TRUNCATED_METADATA_KEY
 from moesifasgi import MoesifMiddleware
 
 
-def test_sse_first_chunk_arrives_before_the_last_is_produced(served: Callable[..., UvicornServer], gates: Gates,
-                                                             collector: Any) -> None:
+def test_sse_first_chunk_arrives_before_the_last_is_produced(
+    served: Callable[..., UvicornServer], gates: Gates, collector: Any
+) -> None:
     server = served()
     with httpx.Client(base_url=server.url, timeout=WAIT) as client, client.stream("GET", "/sse") as r:
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -81,8 +82,9 @@ def _raw_request(server: UvicornServer, path: str) -> socket.socket:
     return sock
 
 
-def test_client_dropping_mid_stream_yields_one_event(served: Callable[..., UvicornServer], gates: Gates,
-                                                     collector: Any, middlewares: List[MoesifMiddleware]) -> None:
+def test_client_dropping_mid_stream_yields_one_event(
+    served: Callable[..., UvicornServer], gates: Gates, collector: Any, middlewares: List[MoesifMiddleware]
+) -> None:
     server = served()
     sock = _raw_request(server, "/endless")
     assert sock.recv(65536).startswith(b"HTTP/1.1 200")
@@ -99,8 +101,9 @@ def test_client_dropping_mid_stream_yields_one_event(served: Callable[..., Uvico
     assert collector.count_events() == 1
 
 
-def test_disconnect_reaches_the_app(served: Callable[..., UvicornServer], gates: Gates, collector: Any,
-                                    middlewares: List[MoesifMiddleware]) -> None:
+def test_disconnect_reaches_the_app(
+    served: Callable[..., UvicornServer], gates: Gates, collector: Any, middlewares: List[MoesifMiddleware]
+) -> None:
     server = served()
     sock = _raw_request(server, "/wait-disconnect")
     assert gates["waiting-for-disconnect"].wait(WAIT)
@@ -114,8 +117,9 @@ def test_disconnect_reaches_the_app(served: Callable[..., UvicornServer], gates:
     assert collector.count_events() == 1
 
 
-def test_websocket_and_lifespan_pass_through(served: Callable[..., UvicornServer], gates: Gates,
-                                             collector: Any, middlewares: List[MoesifMiddleware]) -> None:
+def test_websocket_and_lifespan_pass_through(
+    served: Callable[..., UvicornServer], gates: Gates, collector: Any, middlewares: List[MoesifMiddleware]
+) -> None:
     server = served()
     assert gates["lifespan-startup"].is_set()
     with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=WAIT) as ws:
@@ -148,8 +152,9 @@ def test_app_reads_a_chunked_upload_as_it_streams(served: Callable[..., UvicornS
     assert event["request"]["headers"]["transfer-encoding"] == "chunked"
 
 
-def test_suspending_async_callbacks_survive_the_end_of_a_stream(served: Callable[..., UvicornServer],
-                                                                 collector: Any) -> None:
+def test_suspending_async_callbacks_survive_the_end_of_a_stream(
+    served: Callable[..., UvicornServer], collector: Any
+) -> None:
     """Starlette's StreamingResponse cancels its task group when the stream ends, while the middleware is still
     awaiting the callbacks: they must complete and the event must be sent, for every streamed call."""
     import asyncio

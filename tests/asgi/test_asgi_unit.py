@@ -23,10 +23,18 @@ Message = Dict[str, Any]
 
 def http_scope(method: str = "GET", path: str = "/x", headers: Optional[List[Any]] = None) -> Dict[str, Any]:
     return {
-        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-        "method": method, "scheme": "https", "path": path, "raw_path": path.encode(), "root_path": "",
-        "query_string": b"q=1", "headers": headers if headers is not None else [(b"host", b"api.test")],
-        "client": ("2001:db8::1", 4000), "server": ("10.0.0.5", 8443),
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"q=1",
+        "headers": headers if headers is not None else [(b"host", b"api.test")],
+        "client": ("2001:db8::1", 4000),
+        "server": ("10.0.0.5", 8443),
     }
 
 
@@ -73,8 +81,13 @@ async def drive(mw: Any, scope: Dict[str, Any], incoming: Optional[List[Message]
 
 
 async def respond(send: Any, status: int = 200, body: bytes = b"ok", headers: Optional[List[Any]] = None) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": headers if headers is not None else [(b"content-type", b"text/plain")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": headers if headers is not None else [(b"content-type", b"text/plain")],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -129,10 +142,16 @@ def test_disconnect_before_any_response_is_a_499_and_reaches_the_app() -> None:
         await respond(send)  # too late: the server drops it, and the event is not sent twice
 
     mw, spy = make(app)
-    asyncio.run(drive(mw, http_scope("POST"), [
-        {"type": "http.request", "body": b"ab", "more_body": True},
-        {"type": "http.request", "body": b"cd", "more_body": False},
-    ]))
+    asyncio.run(
+        drive(
+            mw,
+            http_scope("POST"),
+            [
+                {"type": "http.request", "body": b"ab", "more_body": True},
+                {"type": "http.request", "body": b"cd", "more_body": False},
+            ],
+        )
+    )
     assert seen == ["http.request", "http.request", "http.disconnect"]
     (raw,) = spy.raws
     assert raw.response_status == 499
@@ -241,8 +260,7 @@ def test_messages_are_not_mutated_and_the_header_is_added() -> None:
 
     mw, spy = make(app)
     sent = asyncio.run(drive(mw, http_scope()))
-    assert start["headers"] is app_headers and app_headers == [(b"content-type", b"application/json"),
-                                                                 (b"x-app", b"1")]
+    assert start["headers"] is app_headers and app_headers == [(b"content-type", b"application/json"), (b"x-app", b"1")]
     assert sent[1] is body
     (raw,) = spy.raws
     tid = raw.transaction_id
@@ -272,10 +290,16 @@ def test_event_built_from_the_capture_matches_the_wire(moesif_log: pytest.LogCap
         await respond(send, 201, b'{"id": 7}', [(b"content-type", b"application/json")])
 
     mw, spy = make(app)
-    asyncio.run(drive(mw, http_scope("POST", headers=[(b"host", b"api.test"), (b"x-forwarded-for", b"::1")]), [
-        {"type": "http.request", "body": b'{"a":', "more_body": True},
-        {"type": "http.request", "body": b' [1]}', "more_body": False},
-    ]))
+    asyncio.run(
+        drive(
+            mw,
+            http_scope("POST", headers=[(b"host", b"api.test"), (b"x-forwarded-for", b"::1")]),
+            [
+                {"type": "http.request", "body": b'{"a":', "more_body": True},
+                {"type": "http.request", "body": b" [1]}", "more_body": False},
+            ],
+        )
+    )
     event = mw.agent.builder.build(spy.raws[0])
     assert event is not None
     assert event["request"]["body"] == {"a": [1]}
@@ -331,8 +355,9 @@ def test_run_in_thread_never_runs_on_the_loop() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await respond(send)
 
-    mw, spy = make(app, GET_SESSION_TOKEN=get_session_token, IDENTIFY_COMPANY=identify_company,
-                   GET_METADATA=get_metadata)
+    mw, spy = make(
+        app, GET_SESSION_TOKEN=get_session_token, IDENTIFY_COMPANY=identify_company, GET_METADATA=get_metadata
+    )
     asyncio.run(drive(mw, http_scope()))
     loop_thread = threading.current_thread().name
     assert len(set(threads.values())) == 1 and loop_thread not in threads.values()  # one hop for all three
@@ -352,8 +377,12 @@ def test_awaitables_returned_by_plain_callables_are_awaited() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await respond(send)
 
-    mw, spy = make(app, IDENTIFY_COMPANY=functools.partial(company, suffix="p"),
-                   GET_SESSION_TOKEN=lambda req, resp: company(req, resp, "lambda"), GET_METADATA=Metadata())
+    mw, spy = make(
+        app,
+        IDENTIFY_COMPANY=functools.partial(company, suffix="p"),
+        GET_SESSION_TOKEN=lambda req, resp: company(req, resp, "lambda"),
+        GET_METADATA=Metadata(),
+    )
     asyncio.run(drive(mw, http_scope()))
     (raw,) = spy.raws
     assert (raw.company_id, raw.session_token, raw.metadata) == ("co-p", "co-lambda", {"from": "callable object"})
@@ -380,7 +409,11 @@ def test_defaults_are_the_originals() -> None:
     mw.agent.remote.stop()
     s = mw.moesif_settings
     assert (s.batch_size, s.event_batch_timeout, s.event_queue_size, s.base_uri) == (
-        100, 1, 1_000_000, "https://api.moesif.net")
+        100,
+        1,
+        1_000_000,
+        "https://api.moesif.net",
+    )
     assert mw.settings == {"APPLICATION_ID": "x"}
 
 
@@ -408,12 +441,16 @@ def test_capture_outgoing_requests_with_the_original_moesifpythonrequest(monkeyp
     assert started == [settings]
 
 
-def test_capture_outgoing_requests_without_moesifpythonrequest_warns(monkeypatch: pytest.MonkeyPatch,
-                                                                     moesif_log: pytest.LogCaptureFixture) -> None:
+def test_capture_outgoing_requests_without_moesifpythonrequest_warns(
+    monkeypatch: pytest.MonkeyPatch, moesif_log: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setitem(sys.modules, "moesifpythonrequest", None)  # makes the import fail
     MoesifMiddleware(None, settings={"APPLICATION_ID": "x", "CAPTURE_OUTGOING_REQUESTS": True})
-    assert any("moesifpythonrequest is not installed" in r.getMessage() for r in moesif_log.records
-               if r.levelno == logging.WARNING)
+    assert any(
+        "moesifpythonrequest is not installed" in r.getMessage()
+        for r in moesif_log.records
+        if r.levelno == logging.WARNING
+    )
 
 
 def test_native_cancel_while_awaiting_a_callback_still_records() -> None:
@@ -458,6 +495,7 @@ def test_a_scope_we_cannot_read_is_served_untouched(moesif_log: pytest.LogCaptur
 
 def test_no_client_in_the_scope_is_fine() -> None:
     """``client`` may be None (a unix socket); the original raised on it."""
+
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await respond(send)
 

@@ -25,17 +25,26 @@ def free_port() -> int:
 
 
 def make_agent(base_uri: str, **kw: Any) -> Agent:
-    settings = Settings.from_mapping({"APPLICATION_ID": "test-app", "BASE_URI": base_uri,
-                                      "EVENT_BATCH_TIMEOUT": 0.05, "BATCH_SIZE": 10, **kw})
+    settings = Settings.from_mapping(
+        {"APPLICATION_ID": "test-app", "BASE_URI": base_uri, "EVENT_BATCH_TIMEOUT": 0.05, "BATCH_SIZE": 10, **kw}
+    )
     return Agent(settings, user_agent="moesif-core-tests/1")
 
 
 def capture(agent: Agent, i: int, body: bytes = b'{"i": 0}') -> bool:
     tap = BodyTap(agent.settings.max_body_size)
     tap.feed(body)
-    return agent.capture(RawCapture(method="POST", uri=f"http://app.local/items/{i}", request_time=time.time(),
-                                    response_time=time.time(), response_status=201, request_body=tap,
-                                    request_headers=[("content-type", "application/json")]))
+    return agent.capture(
+        RawCapture(
+            method="POST",
+            uri=f"http://app.local/items/{i}",
+            request_time=time.time(),
+            response_time=time.time(),
+            response_status=201,
+            request_body=tap,
+            request_headers=[("content-type", "application/json")],
+        )
+    )
 
 
 def uris(events: list[dict[str, Any]]) -> list[str]:
@@ -49,8 +58,9 @@ def test_events_arrive_once_each(collector: Collector) -> None:
             assert capture(agent, i)
         events = collector.wait_for_events(25)
         assert agent.flush(5)
-        assert uris(collector.events()) == uris([{"request": {"uri": f"http://app.local/items/{i}"}}
-                                                 for i in range(25)])
+        assert uris(collector.events()) == uris(
+            [{"request": {"uri": f"http://app.local/items/{i}"}} for i in range(25)]
+        )
         assert events[0]["request"]["body"] == {"i": 0}
         snap = agent.snapshot()
         assert snap["queued"] == 25 and snap["sent"] == 25 and snap["dropped"] == 0 and snap["pending"] == 0
@@ -99,8 +109,7 @@ def test_queue_bounded_in_events_drops_and_counts(tmp_path: Path, moesif_log: py
 
 def test_queue_bounded_in_bytes(tmp_path: Path) -> None:
     port = free_port()
-    agent = make_agent(f"http://127.0.0.1:{port}", EVENT_QUEUE_MAX_BYTES=200_000, EVENT_WORKER_COUNT=1,
-                       BATCH_SIZE=1)
+    agent = make_agent(f"http://127.0.0.1:{port}", EVENT_QUEUE_MAX_BYTES=200_000, EVENT_WORKER_COUNT=1, BATCH_SIZE=1)
     try:
         big = b"x" * 50_000
         kept = sum(capture(agent, i, big) for i in range(50))
@@ -224,8 +233,9 @@ def test_exit_flushes_what_was_queued(collector: Collector, tmp_path: Path) -> N
     script = tmp_path / "app.py"
     script.write_text(SCRIPT)
     # a 60 s batch timeout: only the exit flush can send these in time
-    proc = subprocess.run([sys.executable, str(script), collector.url, "30", "5"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(script), collector.url, "30", "5"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert collector.count_events() == 30
 
@@ -235,8 +245,9 @@ def test_exit_never_hangs_on_a_dead_or_hung_collector(collector: Collector, tmp_
     script.write_text(SCRIPT)
     collector.set_faults("hang")
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, str(script), collector.url, "30", "1"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(script), collector.url, "30", "1"], capture_output=True, text=True, timeout=60
+    )
     elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr
     assert elapsed < 20, f"exit took {elapsed:.1f}s with a 1 s flush deadline"
@@ -246,7 +257,8 @@ def test_exit_never_hangs_on_a_dead_or_hung_collector(collector: Collector, tmp_
 
 def test_forked_child_gets_its_own_worker_and_empty_queue(collector: Collector, tmp_path: Path) -> None:
     script = tmp_path / "fork.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import os, sys, time
         from moesif_core import Agent, RawCapture, Settings
         s = Settings.from_mapping({"APPLICATION_ID": "fork-test", "BASE_URI": sys.argv[1], "BATCH_SIZE": 100,
@@ -270,17 +282,21 @@ def test_forked_child_gets_its_own_worker_and_empty_queue(collector: Collector, 
         assert os.waitstatus_to_exitcode(status) == 0, status
         cap("parent-after")
         assert a.flush(10)
-    """))
+    """)
+    )
     proc = subprocess.run([sys.executable, str(script), collector.url], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     got = uris(collector.events())
-    expected = sorted([f"http://fork/child-{i}" for i in range(5)] +
-                      ["http://fork/parent-before", "http://fork/parent-queued", "http://fork/parent-after"])
+    expected = sorted(
+        [f"http://fork/child-{i}" for i in range(5)]
+        + ["http://fork/parent-before", "http://fork/parent-queued", "http://fork/parent-after"]
+    )
     assert got == expected  # the child did not re-send the parent's queued event; nothing twice
 
 
-def test_debug_logging_never_prints_bodies_or_app_id(collector: Collector,
-                                                     moesif_log: pytest.LogCaptureFixture) -> None:
+def test_debug_logging_never_prints_bodies_or_app_id(
+    collector: Collector, moesif_log: pytest.LogCaptureFixture
+) -> None:
     agent = make_agent(collector.url, DEBUG=True)
     try:
         capture(agent, 1, b'{"secret-body-value": 1}')

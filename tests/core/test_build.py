@@ -16,8 +16,19 @@ from moesif_core import TRUNCATED_METADATA_KEY, BodyTap, EventBuilder, EventMode
 from moesif_core.masking import MASK
 from moesif_core.timeutil import format_time
 
-WIRE_KEYS = {"request", "response", "user_id", "company_id", "session_token", "tags", "metadata", "direction",
-             "weight", "blocked_by", "transaction_id"}
+WIRE_KEYS = {
+    "request",
+    "response",
+    "user_id",
+    "company_id",
+    "session_token",
+    "tags",
+    "metadata",
+    "direction",
+    "weight",
+    "blocked_by",
+    "transaction_id",
+}
 REQUEST_KEYS = {"time", "uri", "verb", "api_version", "ip_address", "headers", "body", "transfer_encoding"}
 RESPONSE_KEYS = {"time", "status", "ip_address", "headers", "body", "transfer_encoding"}
 
@@ -33,24 +44,36 @@ def builder(**kw: object) -> EventBuilder:
 
 
 def raw(**kw: object) -> RawCapture:
-    base: dict[str, object] = dict(method="POST", uri="http://localhost/echo?a=1&b=two", request_time=1764111706.0094,
-                                   response_time=1764111706.0205, response_status=200)
+    base: dict[str, object] = dict(
+        method="POST",
+        uri="http://localhost/echo?a=1&b=two",
+        request_time=1764111706.0094,
+        response_time=1764111706.0205,
+        response_status=200,
+    )
     base.update(kw)
     return RawCapture(**base)  # type: ignore[arg-type]
 
 
 def test_full_event_shape() -> None:
-    ev = builder().build(raw(
-        request_headers=[("CONTENT_TYPE", "application/json"), ("HTTP_HOST", "localhost"), ("HTTP_X_CASE", "a"),
-                         ("wsgi.input", "ignored"), ("REMOTE_ADDR", "ignored")],
-        wsgi_headers=True,
-        request_body=tap(b'{"name": "x", "password": "secret"}'),
-        response_headers=[("Content-Type", "application/json")],
-        response_body=tap(b'{"len": 63}'),
-        peer_ip="192.0.2.10",
-        metadata={"case": "post_json"},
-        transaction_id="825e1f89-4a88-4820-99ac-d541cefb8e04",
-    ))
+    ev = builder().build(
+        raw(
+            request_headers=[
+                ("CONTENT_TYPE", "application/json"),
+                ("HTTP_HOST", "localhost"),
+                ("HTTP_X_CASE", "a"),
+                ("wsgi.input", "ignored"),
+                ("REMOTE_ADDR", "ignored"),
+            ],
+            wsgi_headers=True,
+            request_body=tap(b'{"name": "x", "password": "secret"}'),
+            response_headers=[("Content-Type", "application/json")],
+            response_body=tap(b'{"len": 63}'),
+            peer_ip="192.0.2.10",
+            metadata={"case": "post_json"},
+            transaction_id="825e1f89-4a88-4820-99ac-d541cefb8e04",
+        )
+    )
     assert ev is not None
     assert set(ev) == WIRE_KEYS
     assert set(ev["request"]) == REQUEST_KEYS and set(ev["response"]) == RESPONSE_KEYS
@@ -58,8 +81,12 @@ def test_full_event_shape() -> None:
     assert req["time"] == "2025-11-25T23:01:46.009"
     assert resp["time"] == "2025-11-25T23:01:46.020"
     assert req["uri"] == "http://localhost/echo?a=1&b=two" and req["verb"] == "POST"
-    assert req["headers"] == {"Content-Type": "application/json", "Host": "localhost", "X-Case": "a",
-                              "X-Moesif-Transaction-Id": "825e1f89-4a88-4820-99ac-d541cefb8e04"}
+    assert req["headers"] == {
+        "Content-Type": "application/json",
+        "Host": "localhost",
+        "X-Case": "a",
+        "X-Moesif-Transaction-Id": "825e1f89-4a88-4820-99ac-d541cefb8e04",
+    }
     assert req["body"] == {"name": "x", "password": "secret"} and req["transfer_encoding"] == "json"
     assert req["ip_address"] == "192.0.2.10"
     assert resp["status"] == 200 and resp["body"] == {"len": 63} and resp["transfer_encoding"] == "json"
@@ -71,12 +98,15 @@ def test_full_event_shape() -> None:
 
 
 def test_times_do_not_depend_on_the_machine_timezone() -> None:
-    code = ("from moesif_core.timeutil import format_time; print(format_time(1764111706.0094))")
+    code = "from moesif_core.timeutil import format_time; print(format_time(1764111706.0094))"
     outs = set()
     for tz in ("UTC", "Asia/Kolkata", "America/St_Johns", "Nowhere/Missing"):
         env = dict(os.environ, TZ=tz)
-        outs.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                check=True).stdout.strip())
+        outs.add(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            ).stdout.strip()
+        )
     assert outs == {"2025-11-25T23:01:46.009"}
     assert format_time(0.9999) == "1970-01-01T00:00:00.999"
 
@@ -134,11 +164,20 @@ def test_wrong_callback_types_are_dropped_not_fatal() -> None:
 
 
 def test_masks_headers_and_bodies() -> None:
-    b = builder(REQUEST_HEADER_MASKS=["authorization"], RESPONSE_HEADER_MASKS=["Set-Cookie"],
-                REQUEST_BODY_MASKS=["password"], RESPONSE_BODY_MASKS=["token"])
-    ev = b.build(raw(request_headers=[("Authorization", "Basic YWxpY2U6cHc=")],
-                     request_body=tap(b'{"password": "p", "items": [{"Password": "q"}]}'),
-                     response_headers=[("set-cookie", "s=1")], response_body=tap(b'{"token": "t"}')))
+    b = builder(
+        REQUEST_HEADER_MASKS=["authorization"],
+        RESPONSE_HEADER_MASKS=["Set-Cookie"],
+        REQUEST_BODY_MASKS=["password"],
+        RESPONSE_BODY_MASKS=["token"],
+    )
+    ev = b.build(
+        raw(
+            request_headers=[("Authorization", "Basic YWxpY2U6cHc=")],
+            request_body=tap(b'{"password": "p", "items": [{"Password": "q"}]}'),
+            response_headers=[("set-cookie", "s=1")],
+            response_body=tap(b'{"token": "t"}'),
+        )
+    )
     assert ev is not None
     assert ev["request"]["headers"]["Authorization"] == MASK
     assert ev["user_id"] == "alice"  # identity is read before masking
@@ -201,8 +240,9 @@ def test_transaction_id_header_any_case_and_always_an_id() -> None:
 
 
 def test_non_utf8_header_values_are_recovered_or_replaced() -> None:
-    ev = builder().build(raw(request_headers=[("HTTP_X_NAME", "J\xc3\xbcrgen"), ("HTTP_X_BAD", "\xff\xfe")],
-                             wsgi_headers=True))
+    ev = builder().build(
+        raw(request_headers=[("HTTP_X_NAME", "J\xc3\xbcrgen"), ("HTTP_X_BAD", "\xff\xfe")], wsgi_headers=True)
+    )
     assert ev is not None
     assert ev["request"]["headers"]["X-Name"] == "Jürgen"
     json.dumps(ev)
@@ -218,11 +258,19 @@ text_or_bytes = st.one_of(st.text(max_size=40), st.binary(max_size=40))
     user=st.one_of(st.none(), st.text(max_size=10), st.integers(), st.floats(), st.booleans()),
     metadata=st.one_of(st.none(), st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)),
 )
-def test_arbitrary_captures_always_serialise(headers: list[tuple[str, str]], body: bytes, user: object,
-                                             metadata: object) -> None:
+def test_arbitrary_captures_always_serialise(
+    headers: list[tuple[str, str]], body: bytes, user: object, metadata: object
+) -> None:
     ev = builder(REQUEST_BODY_MASKS=["a"], REQUEST_HEADER_MASKS=["b"]).build(
-        raw(request_headers=headers, request_body=tap(body, limit=100), response_body=tap(body),
-            user_id=user, metadata=metadata, request_time=time.time()))
+        raw(
+            request_headers=headers,
+            request_body=tap(body, limit=100),
+            response_body=tap(body),
+            user_id=user,
+            metadata=metadata,
+            request_time=time.time(),
+        )
+    )
     assert ev is not None
     json.dumps(ev)
 

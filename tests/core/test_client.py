@@ -40,8 +40,10 @@ def test_batch_post_headers_and_gzip_body() -> None:
 
 
 @responses.activate
-@pytest.mark.parametrize("status,retryable", [(500, True), (502, True), (503, True), (429, True), (408, True),
-                                              (400, False), (401, False), (413, False)])
+@pytest.mark.parametrize(
+    "status,retryable",
+    [(500, True), (502, True), (503, True), (429, True), (408, True), (400, False), (401, False), (413, False)],
+)
 def test_retry_decision_by_status(status: int, retryable: bool) -> None:
     responses.post(BASE + "/v1/events/batch", status=status)
     result = client().send_events(b"[]")
@@ -62,8 +64,9 @@ def test_parse_retry_after_forms() -> None:
 
 
 @responses.activate
-@pytest.mark.parametrize("exc", [requests.ConnectTimeout("t"), requests.ReadTimeout("t"),
-                                 requests.ConnectionError("refused")])
+@pytest.mark.parametrize(
+    "exc", [requests.ConnectTimeout("t"), requests.ReadTimeout("t"), requests.ConnectionError("refused")]
+)
 def test_network_errors_never_raise_and_are_retryable(exc: Exception) -> None:
     responses.post(BASE + "/v1/events/batch", body=exc)
     result = client().send_events(b"[]")

@@ -49,8 +49,10 @@ def test_other_values_give_none() -> None:
 
 
 def test_header_list_in_order() -> None:
-    headers = {"x-api-key": "Bearer " + jwt({"sub": "from-key"}), "authorization": "Basic " +
-               base64.b64encode(b"bob:x").decode()}
+    headers = {
+        "x-api-key": "Bearer " + jwt({"sub": "from-key"}),
+        "authorization": "Basic " + base64.b64encode(b"bob:x").decode(),
+    }
     assert user_from_headers(headers, "X-Api-Key, Authorization") == "from-key"
     assert user_from_headers(headers, "Authorization,X-Api-Key") == "bob"
     assert user_from_headers({}, "authorization") is None
@@ -73,9 +75,13 @@ def test_ipv6_and_ports() -> None:
     assert client_ip({}, "::ffff:203.0.113.7") == "203.0.113.7"  # an IPv4 client on a dual-stack socket
 
 
-@given(st.dictionaries(st.sampled_from(["authorization", "x-api-key", "x-forwarded-for", "forwarded",
-                                         "x-real-ip"]), st.text(max_size=200)),
-       st.one_of(st.none(), st.text(max_size=50)))
+@given(
+    st.dictionaries(
+        st.sampled_from(["authorization", "x-api-key", "x-forwarded-for", "forwarded", "x-real-ip"]),
+        st.text(max_size=200),
+    ),
+    st.one_of(st.none(), st.text(max_size=50)),
+)
 def test_arbitrary_headers_never_raise(headers: dict[str, str], peer: str | None) -> None:
     user_from_headers(headers, "authorization,x-api-key")
     ip = client_ip(headers, peer)

@@ -17,10 +17,9 @@ def test_headers_case_insensitive() -> None:
 
 
 def test_body_nested_arrays_and_case() -> None:
-    body = {"Password": "a", "user": {"password": "b", "list": [{"PASSWORD": "c"}, [{"password": "d"}]]},
-            "name": "n"}
+    body = {"Password": "a", "user": {"password": "b", "list": [{"PASSWORD": "c"}, [{"password": "d"}]]}, "name": "n"}
     mask_body(body, normalise(["password"]))
-    assert not {"\"a\"", "\"b\"", "\"c\"", "\"d\""} & set(json.dumps(body).replace(",", " ").replace(":", " ").split())
+    assert not {'"a"', '"b"', '"c"', '"d"'} & set(json.dumps(body).replace(",", " ").replace(":", " ").split())
     assert body["user"]["list"][0]["PASSWORD"] == MASK
     assert body["user"]["list"][1][0]["password"] == MASK
     assert body["name"] == "n"
@@ -34,8 +33,10 @@ def test_masking_a_subtree_replaces_it_whole() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(
-        st.sampled_from(["secret", "SECRET", "Secret", "a", "b"]), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(["secret", "SECRET", "Secret", "a", "b"]), children, max_size=4)
+    ),
     max_leaves=30,
 )
 

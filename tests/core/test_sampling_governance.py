@@ -23,39 +23,83 @@ CONFIG = {
     "sample_rate": 70,
     "user_sample_rate": {"alice": 10},
     "company_sample_rate": {"acme": 40},
-    "regex_config": [{"conditions": [{"path": "request.route", "value": "^/health"},
-                                     {"path": "request.verb", "value": "GET"}], "sample_rate": 0}],
+    "regex_config": [
+        {
+            "conditions": [{"path": "request.route", "value": "^/health"}, {"path": "request.verb", "value": "GET"}],
+            "sample_rate": 0,
+        }
+    ],
     "user_rules": {"alice": [{"rules": "quota", "values": {"0": "alice", "1": "free"}}, {"rules": "deleted-rule"}]},
     "company_rules": {"acme": [{"rules": "acme-hdr", "values": {"0": "acme"}}]},
 }
 
 RULES = [
-    {"_id": "legacy", "type": "regex", "block": True, "applied_to": "matching",
-     "regex_config": [{"conditions": [{"path": "request.route", "value": "^/v0/"},
-                                      {"path": "request.verb", "value": "POST"}]},
-                      {"conditions": [{"path": "request.headers.x-legacy", "value": "^1$"}]}],
-     "response": {"status": 410, "headers": {"X-Blocked-By": "moesif", "X-Shared": "regex"},
-                  "body": {"error": "gone"}}},
-    {"_id": "quota", "type": "user", "block": True, "applied_to": "matching", "applied_to_unidentified": False,
-     "variables": [{"name": "0", "path": "user_id"}, {"name": "1", "path": "plan"}, {"name": "2", "path": "x"}],
-     "regex_config": [],
-     "response": {"status": 402, "headers": {"X-Quota-User": "{{0}}", "X-Shared": "user"},
-                  "body": {"msg": "user {{0}} on plan {{1}} is over quota {{2}}", "list": ["{{0}}"]}}},
-    {"_id": "acme-hdr", "type": "company", "block": False, "applied_to": "matching",
-     "regex_config": [], "response": {"headers": {"X-Company": "{{0}}"}}},
-    {"_id": "login", "type": "user", "block": True, "applied_to": "not_matching", "applied_to_unidentified": True,
-     "regex_config": [{"conditions": [{"path": "request.route", "value": "^/private"}]}],
-     "response": {"status": 401, "body": "login first"}},
-    {"_id": "broken", "type": "regex", "block": True, "regex_config": [{"conditions": [{"path": "request.verb",
-                                                                                          "value": "("}]}],
-     "response": {"status": 500, "body": {}}},
+    {
+        "_id": "legacy",
+        "type": "regex",
+        "block": True,
+        "applied_to": "matching",
+        "regex_config": [
+            {"conditions": [{"path": "request.route", "value": "^/v0/"}, {"path": "request.verb", "value": "POST"}]},
+            {"conditions": [{"path": "request.headers.x-legacy", "value": "^1$"}]},
+        ],
+        "response": {
+            "status": 410,
+            "headers": {"X-Blocked-By": "moesif", "X-Shared": "regex"},
+            "body": {"error": "gone"},
+        },
+    },
+    {
+        "_id": "quota",
+        "type": "user",
+        "block": True,
+        "applied_to": "matching",
+        "applied_to_unidentified": False,
+        "variables": [{"name": "0", "path": "user_id"}, {"name": "1", "path": "plan"}, {"name": "2", "path": "x"}],
+        "regex_config": [],
+        "response": {
+            "status": 402,
+            "headers": {"X-Quota-User": "{{0}}", "X-Shared": "user"},
+            "body": {"msg": "user {{0}} on plan {{1}} is over quota {{2}}", "list": ["{{0}}"]},
+        },
+    },
+    {
+        "_id": "acme-hdr",
+        "type": "company",
+        "block": False,
+        "applied_to": "matching",
+        "regex_config": [],
+        "response": {"headers": {"X-Company": "{{0}}"}},
+    },
+    {
+        "_id": "login",
+        "type": "user",
+        "block": True,
+        "applied_to": "not_matching",
+        "applied_to_unidentified": True,
+        "regex_config": [{"conditions": [{"path": "request.route", "value": "^/private"}]}],
+        "response": {"status": 401, "body": "login first"},
+    },
+    {
+        "_id": "broken",
+        "type": "regex",
+        "block": True,
+        "regex_config": [{"conditions": [{"path": "request.verb", "value": "("}]}],
+        "response": {"status": 500, "body": {}},
+    },
     {"type": "regex"},
 ]
 
 
 def facts(path: str = "/", verb: str = "GET", **kw: Any) -> RequestFacts:
-    return RequestFacts(verb=verb, uri="http://api.local" + path, path=path.split("?")[0],
-                        ip=kw.pop("ip", "203.0.113.7"), headers=kw.pop("headers", {}), **kw)
+    return RequestFacts(
+        verb=verb,
+        uri="http://api.local" + path,
+        path=path.split("?")[0],
+        ip=kw.pop("ip", "203.0.113.7"),
+        headers=kw.pop("headers", {}),
+        **kw,
+    )
 
 
 def test_sampling_precedence() -> None:
@@ -68,8 +112,12 @@ def test_sampling_precedence() -> None:
 
 
 def test_unknown_condition_path_does_not_disable_sampling() -> None:
-    config = AppConfig.parse({"sample_rate": 0, "regex_config": [
-        {"conditions": [{"path": "request.headers.x", "value": "."}], "sample_rate": 100}]})
+    config = AppConfig.parse(
+        {
+            "sample_rate": 0,
+            "regex_config": [{"conditions": [{"path": "request.headers.x", "value": "."}], "sample_rate": 100}],
+        }
+    )
     assert sampling_rate(config, sampling_fields("GET", "/", None, 200)) == 0
 
 
@@ -89,8 +137,9 @@ def test_malformed_documents_refused_whole_bad_entries_skipped() -> None:
         parse_rules({"not": "a list"})
     rules = parse_rules(RULES)
     assert [r.id for r in rules] == ["legacy", "quota", "acme-hdr", "login"]  # bad regex, no _id: skipped
-    config = AppConfig.parse({"sample_rate": 50, "regex_config": [{"conditions": [{"path": "x", "value": "("}],
-                                                                   "sample_rate": 1}]})
+    config = AppConfig.parse(
+        {"sample_rate": 50, "regex_config": [{"conditions": [{"path": "x", "value": "("}], "sample_rate": 1}]}
+    )
     assert config.sample_rate == 50 and config.regex_config == []
 
 
@@ -130,9 +179,24 @@ def test_unidentified_and_not_matching_rules() -> None:
 
 
 def test_body_fields_and_ip() -> None:
-    rules = parse_rules([{"_id": "gql", "type": "regex", "block": True, "regex_config": [{"conditions": [
-        {"path": "request.body.operationName", "value": "^Delete"},
-        {"path": "request.ip_address", "value": "^203\\."}]}], "response": {"status": 403, "body": None}}])
+    rules = parse_rules(
+        [
+            {
+                "_id": "gql",
+                "type": "regex",
+                "block": True,
+                "regex_config": [
+                    {
+                        "conditions": [
+                            {"path": "request.body.operationName", "value": "^Delete"},
+                            {"path": "request.ip_address", "value": "^203\\."},
+                        ]
+                    }
+                ],
+                "response": {"status": 403, "body": None},
+            }
+        ]
+    )
     d = evaluate(rules, AppConfig(), facts("/graphql", "POST", body={"operationName": "DeleteUser"}))
     assert d is not None and d.status == 403 and d.body == b""
     assert evaluate(rules, AppConfig(), facts("/graphql", "POST", body={"operationName": "Get"})) is None
@@ -140,9 +204,12 @@ def test_body_fields_and_ip() -> None:
 
 # -- end to end through the agent and the real collector ---------------------------------------------------------
 
+
 def agent_for(collector: Collector, **kw: Any) -> Agent:
-    a = Agent(Settings.from_mapping({"APPLICATION_ID": "s", "BASE_URI": collector.url, "EVENT_BATCH_TIMEOUT": 0.05,
-                                     **kw}), user_agent="t/1")
+    a = Agent(
+        Settings.from_mapping({"APPLICATION_ID": "s", "BASE_URI": collector.url, "EVENT_BATCH_TIMEOUT": 0.05, **kw}),
+        user_agent="t/1",
+    )
     a.start()  # the first capture would start the config fetch; start it now to wait for it
     deadline = time.monotonic() + 10
     while a.remote.fetches < 1:
@@ -153,8 +220,15 @@ def agent_for(collector: Collector, **kw: Any) -> Agent:
 
 def send(agent: Agent, n: int, user: str | None = None, path: str = "/items") -> None:
     for i in range(n):
-        agent.capture(RawCapture(method="GET", uri=f"http://app.local{path}?i={i}", request_time=time.time(),
-                                 response_status=200, user_id=user))
+        agent.capture(
+            RawCapture(
+                method="GET",
+                uri=f"http://app.local{path}?i={i}",
+                request_time=time.time(),
+                response_status=200,
+                user_id=user,
+            )
+        )
 
 
 def test_rate_zero_sends_nothing_fifty_sends_about_half(collector: Collector) -> None:

@@ -92,8 +92,9 @@ def test_describe_never_contains_the_application_id() -> None:
 def test_canonical_spelling_wins_and_flags_or() -> None:
     s = build(LOCAL_MOESIF_BASEURL="http://127.0.0.1:1", BASE_URI="http://127.0.0.1:2")
     assert s.base_uri == "http://127.0.0.1:2"
-    s = Settings.from_mapping({"APPLICATION_ID": "a", "BASE_URI": "http://127.0.0.1:2",
-                               "LOCAL_MOESIF_BASEURL": "http://127.0.0.1:1"})
+    s = Settings.from_mapping(
+        {"APPLICATION_ID": "a", "BASE_URI": "http://127.0.0.1:2", "LOCAL_MOESIF_BASEURL": "http://127.0.0.1:1"}
+    )
     assert s.base_uri == "http://127.0.0.1:2"
     assert build(DEBUG=True, LOCAL_DEBUG=False).debug
     assert build(LOCAL_DEBUG=True, DEBUG=False).debug

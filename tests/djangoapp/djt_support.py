@@ -33,8 +33,19 @@ STACK = [
 
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-EVENT_KEYS = {"request", "response", "user_id", "company_id", "session_token", "tags", "metadata", "direction",
-              "weight", "blocked_by", "transaction_id"}
+EVENT_KEYS = {
+    "request",
+    "response",
+    "user_id",
+    "company_id",
+    "session_token",
+    "tags",
+    "metadata",
+    "direction",
+    "weight",
+    "blocked_by",
+    "transaction_id",
+}
 REQUEST_KEYS = {"time", "uri", "verb", "api_version", "ip_address", "headers", "body", "transfer_encoding"}
 RESPONSE_KEYS = {"time", "status", "ip_address", "headers", "body", "transfer_encoding"}
 
@@ -47,8 +58,9 @@ def options(collector: Any, **extra: Any) -> dict[str, Any]:
 @contextmanager
 def serve(kind: str, moesif: Any, middleware: list[str] | None = None, **django_settings: Any) -> Iterator[str]:
     """Serve the test app with ``MOESIF_MIDDLEWARE = moesif``; yields the base URL."""
-    with override_settings(MOESIF_MIDDLEWARE=moesif, MIDDLEWARE=STACK if middleware is None else middleware,
-                           **django_settings):
+    with override_settings(
+        MOESIF_MIDDLEWARE=moesif, MIDDLEWARE=STACK if middleware is None else middleware, **django_settings
+    ):
         if kind == "wsgi":
             with _wsgi_server() as url:
                 yield url
@@ -122,8 +134,9 @@ def wait_for_path(collector: Any, path: str, n: int = 1, timeout: float = 10.0) 
         if len(found) >= n:
             return found
         if time.monotonic() > deadline:
-            raise TimeoutError(f"expected {n} event(s) for {path}, got {len(found)}: "
-                               f"{[path_of(e) for e in collector.events()]}")
+            raise TimeoutError(
+                f"expected {n} event(s) for {path}, got {len(found)}: {[path_of(e) for e in collector.events()]}"
+            )
         time.sleep(0.02)
 
 

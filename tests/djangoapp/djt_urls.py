@@ -22,6 +22,7 @@ def pre19(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 
     return wrapper
 
+
 urlpatterns = [
     path("hello", v.hello),
     path("echo", v.echo),

@@ -60,8 +60,18 @@ def _run(cmd: list[str], env: dict[str, str], port: int) -> Iterator[str]:
 def _servers(port: int) -> dict[str, list[str]]:
     return {
         "runserver": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        "uvicorn": [sys.executable, "-m", "uvicorn", "exampleproject.asgi:application", "--host", "127.0.0.1",
-                    "--port", str(port), "--log-level", "warning"],
+        "uvicorn": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "exampleproject.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
     }
 
 
@@ -69,28 +79,40 @@ def _servers(port: int) -> dict[str, list[str]]:
 @pytest.mark.parametrize("server", ["runserver", "uvicorn"])
 def test_example_project(server: str, collector: Any, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "MOESIF_"))}
-    env.update(MOESIF_BASE_URI=collector.url, MOESIF_APPLICATION_ID="example-app", EXAMPLE_DEBUG="0",
-               EXAMPLE_DB=str(tmp_path / "example.sqlite3"), PYTHONUNBUFFERED="1")
-    subprocess.run([sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=PROJECT, env=env, check=True,
-                   timeout=120)
+    env.update(
+        MOESIF_BASE_URI=collector.url,
+        MOESIF_APPLICATION_ID="example-app",
+        EXAMPLE_DEBUG="0",
+        EXAMPLE_DB=str(tmp_path / "example.sqlite3"),
+        PYTHONUNBUFFERED="1",
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=PROJECT, env=env, check=True, timeout=120
+    )
     port = _free_port()
     with _run(_servers(port)[server], env, port) as url:
         s = requests.Session()
         assert s.get(f"{url}/api/items").json()["items"][0] == {"id": 1, "name": "widget"}
-        created = s.post(f"{url}/api/items", json={"name": "sprocket", "password": "hunter2"},
-                         headers={"X-Company-Id": "acme"})
+        created = s.post(
+            f"{url}/api/items", json={"name": "sprocket", "password": "hunter2"}, headers={"X-Company-Id": "acme"}
+        )
         assert created.status_code == 201
         # Django's LoginView, CSRF and all
         page = s.get(f"{url}/accounts/login/")
         token = page.text.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
-        who = s.post(f"{url}/accounts/login/", data={"username": "demo", "password": "demo-password",
-                                                     "csrfmiddlewaretoken": token},
-                     headers={"Referer": f"{url}/accounts/login/"})
+        who = s.post(
+            f"{url}/accounts/login/",
+            data={"username": "demo", "password": "demo-password", "csrfmiddlewaretoken": token},
+            headers={"Referer": f"{url}/accounts/login/"},
+        )
         assert who.json() == {"user": "demo"}  # redirected to /api/whoami
         form = s.get(f"{url}/form").text
         token = form.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
-        thanks = s.post(f"{url}/form", data={"csrfmiddlewaretoken": token, "name": "Ada", "comment": "nice"},
-                        headers={"Referer": f"{url}/form"})
+        thanks = s.post(
+            f"{url}/form",
+            data={"csrfmiddlewaretoken": token, "name": "Ada", "comment": "nice"},
+            headers={"Referer": f"{url}/form"},
+        )
         assert "Thanks, Ada." in thanks.text
         assert s.get(f"{url}/download").content == REPORT
         expected_user = "demo" if django.VERSION >= (5, 0) else None  # request.auser() is Django 5

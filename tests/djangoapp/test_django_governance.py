@@ -17,20 +17,34 @@ from djt_support import UUID_RE, header, options, path_of, serve, wait_for_path
 from moesifdjango.config import agent_for
 
 BLOCK = {
-    "_id": "rule-block", "type": "regex", "name": "block", "block": True, "applied_to": "matching",
+    "_id": "rule-block",
+    "type": "regex",
+    "name": "block",
+    "block": True,
+    "applied_to": "matching",
     "applied_to_unidentified": True,
     "regex_config": [{"conditions": [{"path": "request.route", "value": "/gov/blocked-"}]}],
     "response": {"status": 429, "headers": {"X-Blocked-By": "moesif"}, "body": {"error": "slow down"}},
 }
 TAG = {
-    "_id": "rule-tag", "type": "regex", "name": "tag", "block": False, "applied_to": "matching",
+    "_id": "rule-tag",
+    "type": "regex",
+    "name": "tag",
+    "block": False,
+    "applied_to": "matching",
     "applied_to_unidentified": True,
     "regex_config": [{"conditions": [{"path": "request.route", "value": "/gov/tagged-"}]}],
     "response": {"status": 200, "headers": {"X-Plan": "free"}, "body": None},
 }
 QUOTA_USER = {
-    "_id": "rule-quota", "type": "user", "name": "quota", "block": True, "applied_to": "matching",
-    "applied_to_unidentified": False, "variables": [{"name": "0", "path": "user_id"}], "regex_config": [],
+    "_id": "rule-quota",
+    "type": "user",
+    "name": "quota",
+    "block": True,
+    "applied_to": "matching",
+    "applied_to_unidentified": False,
+    "variables": [{"name": "0", "path": "user_id"}],
+    "regex_config": [],
     "response": {"status": 402, "headers": {"X-Quota-User": "{{0}}"}, "body": {"msg": "user {{0}} is over quota"}},
 }
 
@@ -84,8 +98,9 @@ def test_blocking_rule_answers_without_the_view(kind: str, prefix: str, collecto
 
 @pytest.mark.parametrize(("kind", "prefix"), SETUPS, ids=IDS)
 def test_user_rule_with_cohort_values(kind: str, prefix: str, collector: Any) -> None:
-    collector.set_config({"sample_rate": 100,
-                          "user_rules": {"heavy": [{"rules": "rule-quota", "values": {"0": "heavy"}}]}})
+    collector.set_config(
+        {"sample_rate": 100, "user_rules": {"heavy": [{"rules": "rule-quota", "values": {"0": "heavy"}}]}}
+    )
     collector.set_rules([QUOTA_USER])
     seen: list[Any] = []
 
@@ -127,8 +142,12 @@ def test_user_rule_sees_the_authorization_header_user(collector: Any) -> None:
 @pytest.mark.parametrize(("kind", "prefix"), SETUPS, ids=IDS)
 def test_sample_rate_zero_sends_nothing_and_changes_no_response(kind: str, prefix: str, collector: Any) -> None:
     # everything at 0 % except /text, which shows that events still flow
-    collector.set_config({"sample_rate": 0, "regex_config": [
-        {"conditions": [{"path": "request.route", "value": "^/text$"}], "sample_rate": 100}]})
+    collector.set_config(
+        {
+            "sample_rate": 0,
+            "regex_config": [{"conditions": [{"path": "request.route", "value": "^/text$"}], "sample_rate": 100}],
+        }
+    )
     opts = options(collector)
     name = f"zero-{uuid.uuid4().hex}"
     with serve(kind, opts) as url:
@@ -172,8 +191,10 @@ def test_user_rule_sees_the_logged_in_user(collector: Any) -> None:
     name = f"session-{uuid.uuid4().hex}"
     with serve("wsgi", opts) as url:
         with requests.Session() as s:
-            assert s.post(f"{url}/login", data={"username": "alice", "password": "wonderland"},
-                          timeout=10).status_code == 200
+            assert (
+                s.post(f"{url}/login", data={"username": "alice", "password": "wonderland"}, timeout=10).status_code
+                == 200
+            )
             in_force(opts)
             r = s.get(f"{url}/gov/{name}", timeout=10)
         event = wait_for_path(collector, f"/gov/{name}")[0]

@@ -36,8 +36,11 @@ def _comparable(event: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("kind", KINDS)
 def test_decorator_driven_hooks_give_the_same_event_as_the_new_middleware(kind: str, collector: Any) -> None:
     body = {"name": "x", "items": [1, 2, 3]}
-    moesif = options(collector, IDENTIFY_COMPANY=lambda req, res: "acme",
-                     GET_METADATA=lambda req, res: {"path": req.path.replace("/pre19", "")})
+    moesif = options(
+        collector,
+        IDENTIFY_COMPANY=lambda req, res: "acme",
+        GET_METADATA=lambda req, res: {"path": req.path.replace("/pre19", "")},
+    )
     with serve(kind, moesif, middleware=STACK_WITHOUT_MOESIF) as url:
         r = requests.post(f"{url}/pre19/echo?q=1", json=body, headers={"X-Case": "pre19"})
         assert r.status_code == 200 and r.json()["parsed"] == body

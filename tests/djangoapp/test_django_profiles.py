@@ -25,10 +25,19 @@ def test_update_user_and_users_batch(middleware: Any, collector: Any) -> None:
     user = {
         "user_id": "12345",
         "company_id": "67890",
-        "campaign": {"utm_source": "google", "utm_medium": "cpc", "utm_campaign": "adwords",
-                     "utm_term": "api+tooling", "utm_content": "landing"},
-        "metadata": {"email": "john@acmeinc.com", "first_name": "John", "last_name": "Doe",
-                     "sales_info": {"stage": "Customer", "lifetime_value": 24000}},
+        "campaign": {
+            "utm_source": "google",
+            "utm_medium": "cpc",
+            "utm_campaign": "adwords",
+            "utm_term": "api+tooling",
+            "utm_content": "landing",
+        },
+        "metadata": {
+            "email": "john@acmeinc.com",
+            "first_name": "John",
+            "last_name": "Doe",
+            "sales_info": {"stage": "Customer", "lifetime_value": 24000},
+        },
     }
     assert middleware.update_user(user) is True
     user_b = {"user_id": "54321", "company_id": "67890", "metadata": {"email": "mary@acmeinc.com"}}
@@ -42,24 +51,41 @@ def test_update_user_and_users_batch(middleware: Any, collector: Any) -> None:
 
 
 def test_update_company_and_companies_batch(middleware: Any, collector: Any) -> None:
-    company = {"company_id": "67890", "company_domain": "acmeinc.com",
-               "metadata": {"org_name": "Acme, Inc", "plan_name": "Free", "mrr": 24000}}
+    company = {
+        "company_id": "67890",
+        "company_domain": "acmeinc.com",
+        "metadata": {"org_name": "Acme, Inc", "plan_name": "Free", "mrr": 24000},
+    }
     assert middleware.update_company(company) is True
-    assert middleware.update_companies_batch([
-        {"company_id": "09876", "company_domain": "contoso.com", "metadata": {"mrr": 48000}},
-        {"company_id": "11111"},
-    ]) is True
+    assert (
+        middleware.update_companies_batch(
+            [
+                {"company_id": "09876", "company_domain": "contoso.com", "metadata": {"mrr": 48000}},
+                {"company_id": "11111"},
+            ]
+        )
+        is True
+    )
     assert {c["company_id"] for c in collector.companies()} == {"67890", "09876", "11111"}
 
 
 def test_update_subscription_and_subscriptions_batch(middleware: Any, collector: Any) -> None:
-    sub = {"subscription_id": "sub_67890", "company_id": "3456", "status": "active",
-           "metadata": {"plan_name": "Pro", "mrr": 12000, "currency": "USD"}}
+    sub = {
+        "subscription_id": "sub_67890",
+        "company_id": "3456",
+        "status": "active",
+        "metadata": {"plan_name": "Pro", "mrr": 12000, "currency": "USD"},
+    }
     assert middleware.update_subscription(sub) is True
-    assert middleware.update_subscriptions_batch([
-        {"subscription_id": "sub_54321", "company_id": "6789", "status": "active"},
-        {"subscription_id": "sub_11111", "company_id": "6789", "status": "cancelled"},
-    ]) is True
+    assert (
+        middleware.update_subscriptions_batch(
+            [
+                {"subscription_id": "sub_54321", "company_id": "6789", "status": "active"},
+                {"subscription_id": "sub_11111", "company_id": "6789", "status": "cancelled"},
+            ]
+        )
+        is True
+    )
     assert {s["subscription_id"] for s in collector.subscriptions()} == {"sub_67890", "sub_54321", "sub_11111"}
 
 
@@ -83,8 +109,9 @@ def test_invalid_profiles_are_refused_before_sending(middleware: Any, collector:
 
 
 def test_collector_down_is_logged_not_raised(moesif_log: Any) -> None:
-    with override_settings(MOESIF_MIDDLEWARE={"APPLICATION_ID": "x", "BASE_URI": "http://127.0.0.1:9",
-                                              "REQUEST_TIMEOUT": 2}):
+    with override_settings(
+        MOESIF_MIDDLEWARE={"APPLICATION_ID": "x", "BASE_URI": "http://127.0.0.1:9", "REQUEST_TIMEOUT": 2}
+    ):
         assert moesif_middleware(None).update_user({"user_id": "u"}) is False
     assert any("could not reach" in r.getMessage() for r in moesif_log.records)
 
@@ -92,9 +119,12 @@ def test_collector_down_is_logged_not_raised(moesif_log: Any) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_capture_outgoing_requests(kind: str, collector: Any) -> None:
     """CAPTURE_OUTGOING_REQUESTS with the *_OUTGOING callbacks (req, res are requests' objects)."""
-    moesif = options(collector, CAPTURE_OUTGOING_REQUESTS=True,
-                     IDENTIFY_USER_OUTGOING=lambda req, res: "outgoing-user",
-                     GET_METADATA_OUTGOING=lambda req, res: {"outgoing_status": res.status_code})
+    moesif = options(
+        collector,
+        CAPTURE_OUTGOING_REQUESTS=True,
+        IDENTIFY_USER_OUTGOING=lambda req, res: "outgoing-user",
+        GET_METADATA_OUTGOING=lambda req, res: {"outgoing_status": res.status_code},
+    )
     moesifpythonrequest.stop()  # capture is process-wide: start from a clean slate whatever ran before
     try:
         with serve(kind, moesif) as url:

@@ -37,8 +37,10 @@ def test_missing_settings_points_at_moesif_middleware() -> None:
     [
         ({}, r"^settings\.MOESIF_MIDDLEWARE: APPLICATION_ID is missing or empty"),
         ({"APPLICATION_ID": "  "}, r"APPLICATION_ID is missing or empty"),
-        ({"APPLICATION_ID": "x", "APLICATION_ID": "y"},
-         r"unknown setting 'APLICATION_ID'\. Did you mean 'APPLICATION_ID'"),
+        (
+            {"APPLICATION_ID": "x", "APLICATION_ID": "y"},
+            r"unknown setting 'APLICATION_ID'\. Did you mean 'APPLICATION_ID'",
+        ),
         ({"APPLICATION_ID": "x", "LOG_BODY": "yes"}, r"^settings\.MOESIF_MIDDLEWARE: LOG_BODY must be True or False"),
         ({"APPLICATION_ID": "x", "IDENTIFY_USER": "not callable"}, r"IDENTIFY_USER must be a function"),
         ({"APPLICATION_ID": "x", "BATCH_SIZE": 0}, r"BATCH_SIZE must be greater than 0"),
@@ -84,8 +86,13 @@ def test_django_defaults_and_user_agent(collector: Any) -> None:
 
 
 def test_original_spellings(collector: Any) -> None:
-    moesif = {"APPLICATION_ID": "django-test-app", "LOCAL_MOESIF_BASEURL": collector.url, "LOCAL_DEBUG": True,
-              "DISABLE_TRANSACTION_ID": True, "EVENT_BATCH_TIMEOUT": 0.05}
+    moesif = {
+        "APPLICATION_ID": "django-test-app",
+        "LOCAL_MOESIF_BASEURL": collector.url,
+        "LOCAL_DEBUG": True,
+        "DISABLE_TRANSACTION_ID": True,
+        "EVENT_BATCH_TIMEOUT": 0.05,
+    }
     with serve("asgi", moesif) as url:
         r = requests.get(f"{url}/hello")
         assert "X-Moesif-Transaction-Id" not in r.headers
@@ -107,8 +114,14 @@ def test_a_broken_callback_never_reaches_the_app(collector: Any, moesif_log: Any
     def broken(req: Any, res: Any) -> Any:
         raise RuntimeError("user bug")
 
-    moesif = options(collector, IDENTIFY_USER=broken, IDENTIFY_COMPANY=broken, GET_METADATA=broken, SKIP=broken,
-                     GET_SESSION_TOKEN=broken)
+    moesif = options(
+        collector,
+        IDENTIFY_USER=broken,
+        IDENTIFY_COMPANY=broken,
+        GET_METADATA=broken,
+        SKIP=broken,
+        GET_SESSION_TOKEN=broken,
+    )
     for kind in ("wsgi", "asgi"):
         collector.clear()
         with serve(kind, moesif) as url:
@@ -122,9 +135,13 @@ def test_a_broken_callback_never_reaches_the_app(collector: Any, moesif_log: Any
 def test_sampling_from_the_collector_config(collector: Any) -> None:
     """The app config's sampling (``/v1/config``) applies to Django events: decided in the core's worker, where
     the user id (here from the Authorization header) and the status are known."""
-    collector.set_config({"sample_rate": 50, "user_sample_rate": {"alice": 100},
-                          "regex_config": [{"conditions": [{"path": "request.route", "value": "^/text$"}],
-                                            "sample_rate": 0}]})
+    collector.set_config(
+        {
+            "sample_rate": 50,
+            "user_sample_rate": {"alice": 100},
+            "regex_config": [{"conditions": [{"path": "request.route", "value": "^/text$"}], "sample_rate": 0}],
+        }
+    )
     with serve("wsgi", options(collector)) as url:
         moesif_middleware(None).agent.remote.refresh_now()  # no waiting for the background fetch
         n = 40

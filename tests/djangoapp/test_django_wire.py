@@ -28,8 +28,11 @@ def test_post_json_event_field_by_field(kind: str, collector: Any) -> None:
     payload = {"name": "x", "password": "secret", "nested": {"n": 1}}
     moesif = options(collector, GET_METADATA=lambda req, res: {"case": "post_json", "status": res.status_code})
     with serve(kind, moesif) as url:
-        r = requests.post(f"{url}/echo?a=1&b=two", data=json.dumps(payload),
-                          headers={"Content-Type": "application/json", "X-Case": "post_json"})
+        r = requests.post(
+            f"{url}/echo?a=1&b=two",
+            data=json.dumps(payload),
+            headers={"Content-Type": "application/json", "X-Case": "post_json"},
+        )
         assert r.status_code == 200
         assert r.json()["parsed"] == payload  # the view read the same body we captured
         event = one(collector, "/echo")
@@ -63,8 +66,9 @@ def test_form_with_csrf_goes_base64_and_the_view_still_reads_post(kind: str, col
         s = requests.Session()
         page = s.get(f"{url}/form")
         token = page.text.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
-        r = s.post(f"{url}/form", data={"csrfmiddlewaretoken": token, "name": "bob"},
-                   headers={"Referer": f"{url}/form"})
+        r = s.post(
+            f"{url}/form", data={"csrfmiddlewaretoken": token, "name": "bob"}, headers={"Referer": f"{url}/form"}
+        )
         assert r.status_code == 200 and r.text == "thanks bob"
         # without the token CSRF refuses, and that 403 is an event too
         refused = s.post(f"{url}/form", data={"name": "eve"})
@@ -85,8 +89,7 @@ def test_form_with_csrf_goes_base64_and_the_view_still_reads_post(kind: str, col
 def test_login_gives_user_id_and_session_token(kind: str, collector: Any) -> None:
     with serve(kind, options(collector)) as url:
         s = requests.Session()
-        assert s.post(f"{url}/login", data={"username": "alice", "password": "wonderland"}).json() == {
-            "user": "alice"}
+        assert s.post(f"{url}/login", data={"username": "alice", "password": "wonderland"}).json() == {"user": "alice"}
         session_id = s.cookies["sessionid"]
         assert s.get(f"{url}/whoami").json() == {"user": "alice"}
         s.get(f"{url}/hello")  # a view that never looks at request.user
@@ -314,9 +317,11 @@ def _multipart_file(size: int) -> tuple[str, str, bytes]:
     """A multipart body on disk (so the client does not hold it in memory either)."""
     boundary = "----moesifboundary7d9"
     content = os.urandom(size)
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nreport\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\nreport\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
     fd, path = tempfile.mkstemp(prefix="moesif-multipart-")
     with os.fdopen(fd, "wb") as fh:

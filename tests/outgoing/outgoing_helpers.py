@@ -53,8 +53,13 @@ class _Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
-    def _send(self, status: int, body: bytes = b"", content_type: str = "application/json",
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -83,8 +88,13 @@ class _Handler(BaseHTTPRequestHandler):
         path = parts.path
         self.server.hits.append((self.command, self.path))
         if path == "/json":
-            doc = {"ok": True, "method": self.command, "path": self.path, "received": len(body),
-                   "token": "secret-token"}
+            doc = {
+                "ok": True,
+                "method": self.command,
+                "path": self.path,
+                "received": len(body),
+                "token": "secret-token",
+            }
             self._send(200, json.dumps(doc).encode(), headers={"X-Api": "third-party"})
         elif path == "/echo":
             self._send(int(q.get("status", 200)), body, self.headers.get("Content-Type") or "application/octet-stream")
@@ -97,7 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/bytes":
             n, size = int(q.get("n", 1000)), int(q.get("chunk", 1000))
             data = pattern(n)
-            self._chunked(data[i:i + size] for i in range(0, n, size))
+            self._chunked(data[i : i + size] for i in range(0, n, size))
         elif path == "/lines":
             self._chunked((f"line {i} é\n".encode() for i in range(int(q.get("n", 5)))), "text/plain; charset=utf-8")
         elif path == "/gate":
@@ -141,8 +151,9 @@ class ThirdPartyAPI:
     def __init__(self) -> None:
         self.server = _APIServer()
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       name="third-party-api", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="third-party-api", daemon=True
+        )
         self.thread.start()
 
     def url(self, path: str = "/") -> str:
@@ -165,8 +176,7 @@ class Capture:
         self.collector = collector
 
     def options(self, **extra: Any) -> dict[str, Any]:
-        return {"APPLICATION_ID": "outgoing-test", "BASE_URI": self.collector.url, "EVENT_BATCH_TIMEOUT": 0.05,
-                **extra}
+        return {"APPLICATION_ID": "outgoing-test", "BASE_URI": self.collector.url, "EVENT_BATCH_TIMEOUT": 0.05, **extra}
 
     def start(self, **extra: Any) -> None:
         from moesifpythonrequest.start_capture.start_capture import StartCapture

@@ -80,7 +80,10 @@ def test_redirect_one_event_per_exchange(started: Capture, api: ThirdPartyAPI) -
     assert r.status_code == 200 and len(r.history) == 2
     events = sorted(started.events(3), key=lambda e: e["request"]["uri"])
     assert [(e["request"]["uri"], e["response"]["status"]) for e in events] == [
-        (api.url("/json"), 200), (api.url("/redirect?hops=1"), 302), (api.url("/redirect?hops=2"), 302)]
+        (api.url("/json"), 200),
+        (api.url("/redirect?hops=1"), 302),
+        (api.url("/redirect?hops=2"), 302),
+    ]
 
 
 def test_failures_propagate_without_events(started: Capture, api: ThirdPartyAPI, closed_port: int) -> None:
@@ -99,8 +102,11 @@ def test_callbacks_get_httpx_objects(capture: Capture, api: ThirdPartyAPI) -> No
         calls.append((req, res))
         return "u-httpx"
 
-    capture.start(IDENTIFY_USER_OUTGOING=user, SKIP_OUTGOING=lambda req, res: req.url.path == "/status",
-                  GET_METADATA_OUTGOING=lambda req, res: 1 / 0)
+    capture.start(
+        IDENTIFY_USER_OUTGOING=user,
+        SKIP_OUTGOING=lambda req, res: req.url.path == "/status",
+        GET_METADATA_OUTGOING=lambda req, res: 1 / 0,
+    )
     r = httpx.get(api.url("/json"))
     httpx.get(api.url("/status?code=500"))
     e = only(capture.events(1))

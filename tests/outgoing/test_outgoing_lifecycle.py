@@ -49,8 +49,14 @@ def test_two_adapters_one_process_one_event_per_call(collector: Any, api: ThirdP
     # Two middlewares with their own agents and CAPTURE_OUTGOING_REQUESTS on: the first one wins.
     agents = []
     for name in ("wsgi-app", "asgi-app"):
-        settings = Settings.from_mapping({"APPLICATION_ID": name, "BASE_URI": collector.url,
-                                          "EVENT_BATCH_TIMEOUT": 0.05, "CAPTURE_OUTGOING_REQUESTS": True})
+        settings = Settings.from_mapping(
+            {
+                "APPLICATION_ID": name,
+                "BASE_URI": collector.url,
+                "EVENT_BATCH_TIMEOUT": 0.05,
+                "CAPTURE_OUTGOING_REQUESTS": True,
+            }
+        )
         agent = Agent(settings, user_agent=f"{name}/test")
         agents.append(agent)
         moesifpythonrequest.start(settings, agent)
@@ -68,8 +74,14 @@ def test_two_adapters_one_process_one_event_per_call(collector: Any, api: ThirdP
 
 
 def test_adapter_agent_alone(collector: Any, api: ThirdPartyAPI) -> None:
-    settings = Settings.from_mapping({"APPLICATION_ID": "x", "BASE_URI": collector.url, "EVENT_BATCH_TIMEOUT": 0.05,
-                                      "GET_METADATA_OUTGOING": lambda req, res: {"via": "agent"}})
+    settings = Settings.from_mapping(
+        {
+            "APPLICATION_ID": "x",
+            "BASE_URI": collector.url,
+            "EVENT_BATCH_TIMEOUT": 0.05,
+            "GET_METADATA_OUTGOING": lambda req, res: {"via": "agent"},
+        }
+    )
     agent = Agent(settings, user_agent="adapter/test")
     try:
         assert moesifpythonrequest.start(agent=agent) is True
@@ -129,8 +141,9 @@ def test_a_wrapper_added_after_ours_survives_stop(capture: Capture, api: ThirdPa
 
 def test_original_option_spellings(collector: Any, api: ThirdPartyAPI) -> None:
     # the original honoured LOCAL_MOESIF_BASEURL only with LOCAL_DEBUG; the alias works here either way
-    StartCapture().start_capture_outgoing({"APPLICATION_ID": "x", "LOCAL_MOESIF_BASEURL": collector.url + "/",
-                                           "EVENT_BATCH_TIMEOUT": 0.05})
+    StartCapture().start_capture_outgoing(
+        {"APPLICATION_ID": "x", "LOCAL_MOESIF_BASEURL": collector.url + "/", "EVENT_BATCH_TIMEOUT": 0.05}
+    )
     requests.get(api.url("/json?alias"))
     assert collector.wait_for_events(1)[0]["request"]["uri"] == api.url("/json?alias")
     StartCapture().stop_capture_outgoing(timeout=2)

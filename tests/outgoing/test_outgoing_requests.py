@@ -165,7 +165,10 @@ def test_redirect_gives_one_event_per_exchange(started: Capture, api: ThirdParty
     assert r.status_code == 200 and r.url == api.url("/json") and len(r.history) == 2
     events = sorted(started.events(3), key=lambda e: e["request"]["uri"])
     assert [(e["request"]["uri"], e["response"]["status"]) for e in events] == [
-        (api.url("/json"), 200), (api.url("/redirect?hops=1"), 302), (api.url("/redirect?hops=2"), 302)]
+        (api.url("/json"), 200),
+        (api.url("/redirect?hops=1"), 302),
+        (api.url("/redirect?hops=2"), 302),
+    ]
     assert base64.b64decode(events[2]["response"]["body"]) == b"moved"
     assert events[2]["response"]["headers"]["Location"] == "/redirect?hops=1"
 
@@ -183,8 +186,9 @@ def test_streamed_redirect(started: Capture, api: ThirdPartyAPI) -> None:
     assert events[0]["response"]["body"]["ok"] is True and events[1]["response"]["status"] == 302
 
 
-def test_connection_refused_propagates_and_gives_no_event(started: Capture, api: ThirdPartyAPI,
-                                                          closed_port: int) -> None:
+def test_connection_refused_propagates_and_gives_no_event(
+    started: Capture, api: ThirdPartyAPI, closed_port: int
+) -> None:
     with pytest.raises(requests.ConnectionError) as info:
         requests.get(f"http://127.0.0.1:{closed_port}/nothing")
     assert type(info.value) is requests.ConnectionError
@@ -234,6 +238,7 @@ def test_callbacks_get_the_prepared_request_and_the_response(capture: Capture, a
         def f(req: Any, res: Any) -> Any:
             calls.append((name, req, res))
             return value
+
         return f
 
     capture.start(
@@ -253,13 +258,18 @@ def test_callbacks_get_the_prepared_request_and_the_response(capture: Capture, a
         assert isinstance(req, requests.PreparedRequest) and res is r
 
 
-def test_raising_callbacks_do_not_affect_the_call(capture: Capture, api: ThirdPartyAPI,
-                                                   moesif_log: pytest.LogCaptureFixture) -> None:
+def test_raising_callbacks_do_not_affect_the_call(
+    capture: Capture, api: ThirdPartyAPI, moesif_log: pytest.LogCaptureFixture
+) -> None:
     def boom(req: Any, res: Any) -> Any:
         raise RuntimeError("callback bug")
 
-    capture.start(IDENTIFY_USER_OUTGOING=boom, GET_METADATA_OUTGOING=boom, SKIP_OUTGOING=boom,
-                  IDENTIFY_COMPANY_OUTGOING=lambda req, res: "acme")
+    capture.start(
+        IDENTIFY_USER_OUTGOING=boom,
+        GET_METADATA_OUTGOING=boom,
+        SKIP_OUTGOING=boom,
+        IDENTIFY_COMPANY_OUTGOING=lambda req, res: "acme",
+    )
     r = requests.get(api.url("/json"))
     assert r.json()["ok"] is True
     e = only(capture.events(1))

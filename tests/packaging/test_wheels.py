@@ -18,8 +18,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTERS = ["moesifwsgi", "moesifasgi", "moesifdjango", "moesiftornado", "moesifpythonrequest"]
-FRAMEWORKS = {"django", "tornado", "starlette", "fastapi", "flask", "bottle", "pyramid", "werkzeug", "httpx",
-              "uvicorn", "gunicorn"}
+FRAMEWORKS = {
+    "django",
+    "tornado",
+    "starlette",
+    "fastapi",
+    "flask",
+    "bottle",
+    "pyramid",
+    "werkzeug",
+    "httpx",
+    "uvicorn",
+    "gunicorn",
+}
 #: What an adapter may legitimately bring: the ASGI adapter hands Starlette request/response objects to callbacks.
 ALLOWED = {"moesifasgi": {"starlette"}}
 
@@ -28,8 +39,9 @@ ALLOWED = {"moesifasgi": {"starlette"}}
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheels")
     dists = [str(ROOT / p) for p in ["moesif_core", *ADAPTERS] if (ROOT / p / "pyproject.toml").exists()]
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), *dists], check=True,
-                   timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), *dists], check=True, timeout=600
+    )
     return out
 
 
@@ -44,8 +56,24 @@ def test_adapter_brings_core_and_requests_and_no_framework(adapter: str, wheelho
     wheel = wheel_of(adapter, wheelhouse)
     report = tmp_path / "report.json"
     # the wheel file itself: the originals are on PyPI under the same names, some with the same versions
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed", "--report",
-                    str(report), "--find-links", str(wheelhouse), str(wheel)], check=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--dry-run",
+            "--ignore-installed",
+            "--report",
+            str(report),
+            "--find-links",
+            str(wheelhouse),
+            str(wheel),
+        ],
+        check=True,
+        timeout=600,
+    )
     items = json.loads(report.read_text())["install"]
     installed = {item["metadata"]["name"].lower().replace("_", "-") for item in items}
     assert {adapter, "moesif-core", "requests"} <= installed
@@ -60,9 +88,32 @@ def test_flagship_installs_into_a_fresh_venv_and_imports(wheelhouse: Path, tmp_p
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
     py = env_dir / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--find-links",
-                    str(wheelhouse), str(wheel)], check=True, timeout=600)
-    out = subprocess.run([str(py), "-c", "import moesifwsgi, moesif_core, sys; "
-                          "print(sorted(m for m in ('flask', 'django', 'tornado', 'starlette') if m in sys.modules))"],
-                         check=True, timeout=60, capture_output=True, text=True).stdout
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "-q",
+            "--find-links",
+            str(wheelhouse),
+            str(wheel),
+        ],
+        check=True,
+        timeout=600,
+    )
+    out = subprocess.run(
+        [
+            str(py),
+            "-c",
+            "import moesifwsgi, moesif_core, sys; "
+            "print(sorted(m for m in ('flask', 'django', 'tornado', 'starlette') if m in sys.modules))",
+        ],
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert out.strip() == "[]"

@@ -29,8 +29,16 @@ def anything(request: HttpRequest) -> HttpResponse:
         parsed = json.loads(body) is not None
     except (ValueError, RecursionError):
         parsed = False
-    return JsonResponse({"path": request.path, "q": sorted(request.GET.keys()), "len": len(body), "json": parsed,
-                         "odd": request.META.get("HTTP_X_ODD", "")}, status=200 if body[:1] != b"!" else 418)
+    return JsonResponse(
+        {
+            "path": request.path,
+            "q": sorted(request.GET.keys()),
+            "len": len(body),
+            "json": parsed,
+            "odd": request.META.get("HTTP_X_ODD", ""),
+        },
+        status=200 if body[:1] != b"!" else 418,
+    )
 
 
 urlpatterns = [

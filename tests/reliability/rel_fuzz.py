@@ -13,9 +13,18 @@ from rel_support import strict_json
 from moesif_core.build import MASK_FAILED_METADATA_KEY
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-CONTENT_TYPES = [None, "application/json", "application/json; charset=utf-8", "application/vnd.api+json",
-                 "application/json; charset=latin-1", "text/plain", "application/x-www-form-urlencoded",
-                 "multipart/form-data; boundary=zz", "application/json;;;=", "\xe9/\xff"]
+CONTENT_TYPES = [
+    None,
+    "application/json",
+    "application/json; charset=utf-8",
+    "application/vnd.api+json",
+    "application/json; charset=latin-1",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=zz",
+    "application/json;;;=",
+    "\xe9/\xff",
+]
 
 
 @dataclass
@@ -41,15 +50,37 @@ auth = st.one_of(
     latin1,
 )
 malformed_json = st.one_of(
-    st.sampled_from([b"{", b'{"a": ', b"[1, 2", b'{"a": NaN}', b'{"a": 1e999999}', b"\xff\xfe{}", b'"\xed\xa0\x80"',
-                     b"[" * 5000, b"null", b"", b"  ", b"{}extra"]),
+    st.sampled_from(
+        [
+            b"{",
+            b'{"a": ',
+            b"[1, 2",
+            b'{"a": NaN}',
+            b'{"a": 1e999999}',
+            b"\xff\xfe{}",
+            b'"\xed\xa0\x80"',
+            b"[" * 5000,
+            b"null",
+            b"",
+            b"  ",
+            b"{}extra",
+        ]
+    ),
     st.text(max_size=60).map(lambda s: ('{"k": "' + s).encode("utf-8", "surrogatepass")),
 )
 bodies = st.one_of(st.binary(max_size=400), malformed_json)
 odd = st.one_of(latin1, st.just("h" * 16384))  # a 16 KiB header sometimes
 
-requests_ = st.builds(Req, method=st.sampled_from(METHODS), path=st.binary(max_size=30), query=st.binary(max_size=40),
-                      odd=odd, auth=auth, content_type=st.sampled_from(CONTENT_TYPES), body=bodies)
+requests_ = st.builds(
+    Req,
+    method=st.sampled_from(METHODS),
+    path=st.binary(max_size=30),
+    query=st.binary(max_size=40),
+    odd=odd,
+    auth=auth,
+    content_type=st.sampled_from(CONTENT_TYPES),
+    body=bodies,
+)
 
 
 class Wrong:
@@ -63,17 +94,27 @@ def _raise(*args: Any, **kwargs: Any) -> Any:
 #: The callback settings each fuzz test runs under (built once: one middleware, one agent each).
 CALLBACKS: Dict[str, Dict[str, Any]] = {
     "none": {},
-    "raising": {"IDENTIFY_USER": _raise, "IDENTIFY_COMPANY": _raise, "GET_SESSION_TOKEN": _raise,
-                "GET_METADATA": _raise, "SKIP": _raise, "MASK_EVENT_MODEL": _raise},
-    "wrong_types": {"IDENTIFY_USER": lambda *a, **k: 42, "IDENTIFY_COMPANY": lambda *a, **k: {"x": Wrong()},
-                    "GET_SESSION_TOKEN": lambda *a, **k: b"\xff\xfe", "GET_METADATA": lambda *a, **k: Wrong(),
-                    "SKIP": lambda *a, **k: [], "MASK_EVENT_MODEL": lambda *a, **k: 5},
+    "raising": {
+        "IDENTIFY_USER": _raise,
+        "IDENTIFY_COMPANY": _raise,
+        "GET_SESSION_TOKEN": _raise,
+        "GET_METADATA": _raise,
+        "SKIP": _raise,
+        "MASK_EVENT_MODEL": _raise,
+    },
+    "wrong_types": {
+        "IDENTIFY_USER": lambda *a, **k: 42,
+        "IDENTIFY_COMPANY": lambda *a, **k: {"x": Wrong()},
+        "GET_SESSION_TOKEN": lambda *a, **k: b"\xff\xfe",
+        "GET_METADATA": lambda *a, **k: Wrong(),
+        "SKIP": lambda *a, **k: [],
+        "MASK_EVENT_MODEL": lambda *a, **k: 5,
+    },
 }
 # (SKIP returning [] is falsy: the events are kept, so the other wrong values reach the worker)
 
 
-def check_event(event: Optional[Dict[str, Any]], *, status: int, method: str, tid: Optional[str],
-                config: str) -> None:
+def check_event(event: Optional[Dict[str, Any]], *, status: int, method: str, tid: Optional[str], config: str) -> None:
     """What a flushed event must look like: strict JSON, the status and verb the client saw, the transaction id."""
     assert event is not None
     wire = strict_json(event)

@@ -158,8 +158,12 @@ def served(kind: str, settings: Dict[str, Any], shutdown: bool = True) -> Iterat
         from moesifdjango.config import agent_for
 
         try:
-            with django_serve("wsgi", settings, middleware=["moesifdjango.middleware.moesif_middleware"],
-                              ROOT_URLCONF="rel_django_urls") as url:
+            with django_serve(
+                "wsgi",
+                settings,
+                middleware=["moesifdjango.middleware.moesif_middleware"],
+                ROOT_URLCONF="rel_django_urls",
+            ) as url:
                 yield Served(url, agent_for(settings)[1])
         finally:
             if shutdown:
@@ -182,6 +186,7 @@ def served(kind: str, settings: Dict[str, Any], shutdown: bool = True) -> Iterat
 
 
 # -- driving and counting ------------------------------------------------------------------------------------------
+
 
 def hit(url: str, tag: str, n: int) -> List[float]:
     """``n`` sequential ``GET /ping?rel=<tag>&i=<k>``; each must answer ``pong`` promptly. Returns the durations."""

@@ -16,8 +16,12 @@ BATCH = 5
 
 
 def _collector(port: int, tmp_path: Path) -> Collector:
-    return Collector(port=port, db_path=str(tmp_path / "events.db"), config_file=str(tmp_path / "c.json"),
-                     rules_file=str(tmp_path / "r.json")).start()
+    return Collector(
+        port=port,
+        db_path=str(tmp_path / "events.db"),
+        config_file=str(tmp_path / "c.json"),
+        rules_file=str(tmp_path / "r.json"),
+    ).start()
 
 
 def test_collector_dies_mid_run_and_comes_back(tmp_path: Path) -> None:

@@ -29,8 +29,12 @@ def test_collector_down_from_the_start_then_up(kind: str, tmp_path: Path) -> Non
     with served(kind, settings_for(f"http://127.0.0.1:{port}", BATCH_SIZE=BATCH)) as app:
         hit(app.url, tag, N)  # every request answers promptly while nothing listens on the port
         wait_until(lambda: app.agent.snapshot()["retried"] >= 1, what="a failed attempt while down")
-        collector = Collector(port=port, db_path=str(tmp_path / "late.db"), config_file=str(tmp_path / "c.json"),
-                              rules_file=str(tmp_path / "r.json")).start()
+        collector = Collector(
+            port=port,
+            db_path=str(tmp_path / "late.db"),
+            config_file=str(tmp_path / "c.json"),
+            rules_file=str(tmp_path / "r.json"),
+        ).start()
         try:
             assert app.agent.flush(20)  # wakes the worker that is backing off
             seen = wait_all(collector, tag, N)
@@ -92,8 +96,9 @@ def test_full_queue_drops_are_counted_logged_and_bounded(kind: str, caplog: pyte
     bound, n = 5, 20
     tag = uuid.uuid4().hex
     port = free_port()  # nothing listens: the collector is down for the whole test
-    with served(kind, settings_for(f"http://127.0.0.1:{port}", EVENT_QUEUE_SIZE=bound, BATCH_SIZE=2,
-                                   EVENT_WORKER_COUNT=1)) as app:
+    with served(
+        kind, settings_for(f"http://127.0.0.1:{port}", EVENT_QUEUE_SIZE=bound, BATCH_SIZE=2, EVENT_WORKER_COUNT=1)
+    ) as app:
         agent = app.agent
         for i in range(n):
             hit(app.url, f"{tag}-{i}", 1)

@@ -17,8 +17,9 @@ from rel_fuzz import CALLBACKS, Req, check_event, requests_
 from rel_support import ensure_django, settings_for
 
 # derandomize: the same examples every run (no flakiness, no example database)
-FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                database=None)
+FUZZ = settings(
+    max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+)
 TID = "X-Moesif-Transaction-Id"
 DEAD = "http://127.0.0.1:9"  # never contacted: capture is replaced below, so no worker ever starts
 
@@ -44,6 +45,7 @@ def tid_of(headers: List[Tuple[str, str]]) -> Optional[str]:
 
 # -- WSGI: Flask, called directly with generated environs ---------------------------------------------------------
 
+
 def flask_anything() -> Any:
     from flask import Flask, request
 
@@ -53,9 +55,13 @@ def flask_anything() -> Any:
     @app.route("/<path:p>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
     def anything(p: str) -> Any:
         body = request.get_data()
-        return {"path": request.path, "q": sorted(request.args.keys()), "len": len(body),
-                "json": request.get_json(silent=True) is not None, "odd": request.headers.get("X-Odd", "")}, (
-            418 if body[:1] == b"!" else 200)
+        return {
+            "path": request.path,
+            "q": sorted(request.args.keys()),
+            "len": len(body),
+            "json": request.get_json(silent=True) is not None,
+            "odd": request.headers.get("X-Odd", ""),
+        }, (418 if body[:1] == b"!" else 200)
 
     return app
 
@@ -107,13 +113,15 @@ def test_wsgi_bad_input(wsgi_apps: Dict[str, Tuple[Any, Recorder]], config: str)
         assert b"".join(body1) == b"".join(body0)
         events = rec.take()
         assert len(events) == 1
-        check_event(events[0], status=int(sr0.status.split()[0]), method=req.method, tid=tid_of(sr1.headers),
-                    config=config)
+        check_event(
+            events[0], status=int(sr0.status.split()[0]), method=req.method, tid=tid_of(sr1.headers), config=config
+        )
 
     run()
 
 
 # -- ASGI: Starlette, scope/receive/send driven directly --------------------------------------------------------------
+
 
 def starlette_anything() -> Any:
     from starlette.applications import Starlette
@@ -127,12 +135,20 @@ def starlette_anything() -> Any:
             parsed = json.loads(body) is not None
         except (ValueError, RecursionError):
             parsed = False
-        return JSONResponse({"path": request.scope["path"], "q": len(request.scope["query_string"]), "len": len(body),
-                             "json": parsed, "odd": request.headers.get("x-odd", "")},
-                            status_code=418 if body[:1] == b"!" else 200)
+        return JSONResponse(
+            {
+                "path": request.scope["path"],
+                "q": len(request.scope["query_string"]),
+                "len": len(body),
+                "json": parsed,
+                "odd": request.headers.get("x-odd", ""),
+            },
+            status_code=418 if body[:1] == b"!" else 200,
+        )
 
-    return Starlette(routes=[Route("/{p:path}", anything, methods=["GET", "POST", "PUT", "PATCH", "DELETE",
-                                                                  "OPTIONS"])])
+    return Starlette(
+        routes=[Route("/{p:path}", anything, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])]
+    )
 
 
 def scope(req: Req) -> Dict[str, Any]:
@@ -143,10 +159,20 @@ def scope(req: Req) -> Dict[str, Any]:
         headers.append((b"content-type", req.content_type.encode("latin-1")))
     headers.append((b"content-length", str(len(req.body)).encode()))
     raw_path = b"/" + req.path
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": req.method,
-            "scheme": "http", "path": raw_path.decode("latin-1"), "raw_path": raw_path, "root_path": "",
-            "query_string": req.query, "headers": headers, "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 80)}
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": req.method,
+        "scheme": "http",
+        "path": raw_path.decode("latin-1"),
+        "raw_path": raw_path,
+        "root_path": "",
+        "query_string": req.query,
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
 
 
 async def call_asgi(app: Any, req: Req) -> Tuple[int, List[Tuple[str, str]], bytes]:
@@ -214,12 +240,14 @@ def test_asgi_bad_input(asgi_apps: Dict[str, Tuple[Any, Recorder]], config: str)
 
 # -- Django: the test client --------------------------------------------------------------------------------------
 
+
 def django_call(client: Any, req: Req) -> Tuple[int, List[Tuple[str, str]], bytes]:
     extra: Dict[str, Any] = {"QUERY_STRING": req.query.decode("latin-1"), "HTTP_X_ODD": req.odd}
     if req.auth is not None:
         extra["HTTP_AUTHORIZATION"] = req.auth
-    r = client.generic(req.method, "/" + quote(req.path, safe="/"), data=req.body,
-                       content_type=req.content_type or "", **extra)
+    r = client.generic(
+        req.method, "/" + quote(req.path, safe="/"), data=req.body, content_type=req.content_type or "", **extra
+    )
     return r.status_code, list(r.headers.items()), r.content
 
 

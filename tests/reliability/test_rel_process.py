@@ -26,8 +26,13 @@ MARGIN = 4.0  # interpreter teardown on a busy machine; the bound that matters i
 def run_app(kind: str, base_uri: str, **settings: Any) -> Tuple[int, float, str]:
     """Run the app; returns (exit code, seconds from ``SERVED`` to exit, stderr)."""
     env = dict(os.environ, REL_SETTINGS=json.dumps(settings), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), kind, base_uri, str(K)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), kind, base_uri, str(K)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and proc.stderr is not None
         line = proc.stdout.readline()  # blocks until the app printed it (or died: then the line is empty)
@@ -63,8 +68,9 @@ def test_exit_flush_delivers_everything(kind: str, collector: Any) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_exit_with_hung_collector_is_bounded(kind: str, collector: Any) -> None:
     collector.set_faults("hang")
-    code, took, err = run_app(kind, collector.url, EVENT_BATCH_TIMEOUT=60, BATCH_SIZE=100,
-                              EXIT_FLUSH_TIMEOUT=EXIT_FLUSH, REQUEST_TIMEOUT=30)
+    code, took, err = run_app(
+        kind, collector.url, EVENT_BATCH_TIMEOUT=60, BATCH_SIZE=100, EXIT_FLUSH_TIMEOUT=EXIT_FLUSH, REQUEST_TIMEOUT=30
+    )
     assert code == 0, err[-3000:]
     assert took < EXIT_FLUSH + MARGIN, f"exit took {took:.2f}s"
     assert "not sent at exit" in err, err[-3000:]

@@ -29,15 +29,25 @@ def restore_moesif_logger() -> Iterator[None]:
 
 
 def test_masks_apply_to_every_copy(collector: Any) -> None:
-    settings = settings_for(collector.url, REQUEST_HEADER_MASKS=["x-api-key", "Authorization"],
-                            RESPONSE_HEADER_MASKS=["x-resp-secret"], REQUEST_BODY_MASKS=["password"],
-                            RESPONSE_BODY_MASKS=["TOKEN"])
-    body = {"PassWord": "SEKRET-B1", "nested": {"PASSWORD": "SEKRET-B2",
-                                                "list": [{"password": "SEKRET-B3"}, [{"Password": "SEKRET-B4"}]]},
-            "keep": "visible"}
+    settings = settings_for(
+        collector.url,
+        REQUEST_HEADER_MASKS=["x-api-key", "Authorization"],
+        RESPONSE_HEADER_MASKS=["x-resp-secret"],
+        REQUEST_BODY_MASKS=["password"],
+        RESPONSE_BODY_MASKS=["TOKEN"],
+    )
+    body = {
+        "PassWord": "SEKRET-B1",
+        "nested": {"PASSWORD": "SEKRET-B2", "list": [{"password": "SEKRET-B3"}, [{"Password": "SEKRET-B4"}]]},
+        "keep": "visible",
+    }
     with served("wsgi", settings) as app:
-        r = requests.post(app.url + "/echo", json=body, timeout=10,
-                          headers={"X-API-KEY": "SEKRET-H1", "authorization": "Bearer SEKRET-H2"})
+        r = requests.post(
+            app.url + "/echo",
+            json=body,
+            timeout=10,
+            headers={"X-API-KEY": "SEKRET-H1", "authorization": "Bearer SEKRET-H2"},
+        )
         assert r.status_code == 200 and r.json()["Token"] == "SEKRET-R1"  # the client still gets everything
         assert app.agent.flush(10)
     event = collector.wait_for_events(1)[0]
@@ -47,9 +57,11 @@ def test_masks_apply_to_every_copy(collector: Any) -> None:
     assert {k.lower(): v for k, v in req["headers"].items()}["x-api-key"] == MASK
     assert {k.lower(): v for k, v in req["headers"].items()}["authorization"] == MASK
     assert {k.lower(): v for k, v in resp["headers"].items()}["x-resp-secret"] == MASK
-    assert req["body"] == {"PassWord": MASK, "nested": {"PASSWORD": MASK, "list": [{"password": MASK},
-                                                                                  [{"Password": MASK}]]},
-                           "keep": "visible"}
+    assert req["body"] == {
+        "PassWord": MASK,
+        "nested": {"PASSWORD": MASK, "list": [{"password": MASK}, [{"Password": MASK}]]},
+        "keep": "visible",
+    }
     assert resp["body"]["Token"] == MASK and resp["body"]["data"] == [{"TOKEN": MASK}, [{"token": MASK}]]
 
 
@@ -62,16 +74,22 @@ def _all_text(record: logging.LogRecord) -> str:
     return "\n".join(parts)
 
 
-def test_app_id_and_bodies_never_logged(collector: Any, caplog: pytest.LogCaptureFixture,
-                                        restore_moesif_logger: None) -> None:
+def test_app_id_and_bodies_never_logged(
+    collector: Any, caplog: pytest.LogCaptureFixture, restore_moesif_logger: None
+) -> None:
     caplog.set_level(logging.DEBUG)
     collector.set_faults("error500", times=2)  # failures and retries get logged too
-    settings = settings_for(collector.url, APPLICATION_ID=SECRET_APP_ID, DEBUG=True, BATCH_SIZE=2,
-                            REQUEST_BODY_MASKS=["nothing"])
+    settings = settings_for(
+        collector.url, APPLICATION_ID=SECRET_APP_ID, DEBUG=True, BATCH_SIZE=2, REQUEST_BODY_MASKS=["nothing"]
+    )
     with served("wsgi", settings) as app:
         for i in range(4):
-            r = requests.post(app.url + "/echo", data=json.dumps({"marker": f"BODYMARK-REQ-{i}"}), timeout=10,
-                              headers={"Content-Type": "application/json"})
+            r = requests.post(
+                app.url + "/echo",
+                data=json.dumps({"marker": f"BODYMARK-REQ-{i}"}),
+                timeout=10,
+                headers={"Content-Type": "application/json"},
+            )
             assert r.status_code == 200
         requests.post(app.url + "/echo", data=b"\xffBODYMARK-RAW", timeout=10)
         wait_until(lambda: collector.count_events() == 5, timeout=20, what="all events")

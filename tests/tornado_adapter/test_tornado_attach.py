@@ -66,8 +66,9 @@ def test_two_middlewares_two_applications(collector: Any, serve: Any, make_middl
     assert "X-Moesif-Transaction-Id" not in by_app["two"]["request"]["headers"]
 
 
-def test_log_function_set_after_construction(collector: Any, serve: Any, make_middleware: Any,
-                                             moesif_log: pytest.LogCaptureFixture) -> None:
+def test_log_function_set_after_construction(
+    collector: Any, serve: Any, make_middleware: Any, moesif_log: pytest.LogCaptureFixture
+) -> None:
     mw = make_middleware()
     app = tornado.web.Application([(r"/", Hello)])
     app.settings["log_function"] = mw.log_event

@@ -191,8 +191,7 @@ def test_user_from_authorization_headers(collector: Any, serve: Any, make_middle
     assert [e["user_id"] for e in events[3:]] == ["key-user", "auth-user"]
 
 
-def test_transaction_id_reused_from_request_and_from_handler(collector: Any, serve: Any,
-                                                             make_middleware: Any) -> None:
+def test_transaction_id_reused_from_request_and_from_handler(collector: Any, serve: Any, make_middleware: Any) -> None:
     class Setter(tornado.web.RequestHandler):
         def get(self) -> None:
             self.set_header("X-Moesif-Transaction-Id", "from-the-handler")
@@ -208,7 +207,10 @@ def test_transaction_id_reused_from_request_and_from_handler(collector: Any, ser
     assert own.headers["X-Moesif-Transaction-Id"] == "from-the-handler"
     events = collector.wait_for_events(3)
     assert [e["transaction_id"] for e in events] == [
-        "abc-123", bad.headers["X-Moesif-Transaction-Id"], "from-the-handler"]
+        "abc-123",
+        bad.headers["X-Moesif-Transaction-Id"],
+        "from-the-handler",
+    ]
     assert events[0]["request"]["headers"]["X-Moesif-Transaction-Id"] == "abc-123"
     assert events[2]["response"]["headers"]["X-Moesif-Transaction-Id"] == "from-the-handler"
 
@@ -266,8 +268,9 @@ def test_errors_give_their_status(collector: Any, serve: Any, make_middleware: A
             self.write({"error": status_code})
 
     mw = make_middleware()
-    app = tornado.web.Application([(r"/boom", Boom), (r"/forbidden", Forbidden), (r"/jsonerr", JsonErrors)],
-                                  log_function=mw.log_event)
+    app = tornado.web.Application(
+        [(r"/boom", Boom), (r"/forbidden", Forbidden), (r"/jsonerr", JsonErrors)], log_function=mw.log_event
+    )
     server = serve(app)
     boom = requests.get(server.url + "/boom")
     forbidden = requests.get(server.url + "/forbidden")

@@ -40,15 +40,22 @@ def test_example_app(collector: Any, serve: Any, monkeypatch: pytest.MonkeyPatch
         streamed = requests.get(server.url + "/api/stream")
         boom = requests.get(server.url + "/api/boom")
         probe = requests.get(server.url + "/health/probe")
-        assert [listed.status_code, created.status_code, denied.status_code, streamed.status_code,
-                boom.status_code, probe.status_code] == [200, 201, 401, 200, 500, 200]
+        assert [
+            listed.status_code,
+            created.status_code,
+            denied.status_code,
+            streamed.status_code,
+            boom.status_code,
+            probe.status_code,
+        ] == [200, 201, 401, 200, 500, 200]
         assert streamed.text.splitlines() == [json.dumps({"tick": i}) for i in range(5)]
         assert boom.json() == {"error": "Internal Server Error", "status": 500}
         assert middleware.flush(10)
         events = collector.wait_for_events(5)
         assert len(events) == 5  # the probe is skipped
-        by_path = {(e["request"]["verb"], e["request"]["uri"].split("/", 3)[3], e["response"]["status"]): e
-                   for e in events}
+        by_path = {
+            (e["request"]["verb"], e["request"]["uri"].split("/", 3)[3], e["response"]["status"]): e for e in events
+        }
         get = by_path[("GET", "api/items", 200)]
         assert get["user_id"] == "alice" and get["company_id"] == "acme"
         assert get["metadata"] == {"datacenter": "local", "handler": "ItemsHandler"}

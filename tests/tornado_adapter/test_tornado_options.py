@@ -27,6 +27,7 @@ class MainHandler(tornado.web.RequestHandler):
 
 # -- the README's example callbacks, verbatim in behaviour ------------------------------------------------------
 
+
 def identify_user(handler: Any) -> str:
     return "my_user_id"
 
@@ -68,8 +69,9 @@ def test_readme_example_options(collector: Any, serve: Any) -> None:
         "EVENT_BATCH_TIMEOUT": 0.05,
     }
     middleware = MoesifMiddleware(moesif_config)
-    application = tornado.web.Application([(r"/", MainHandler), (r"/health/probe", MainHandler)],
-                                          log_function=middleware.log_event)
+    application = tornado.web.Application(
+        [(r"/", MainHandler), (r"/health/probe", MainHandler)], log_function=middleware.log_event
+    )
     server = serve(application)
     assert requests.get(server.url + "/health/probe").status_code == 200
     r = requests.post(server.url + "/", json={"user": "u", "password": "hunter2"})
@@ -96,6 +98,7 @@ def test_callbacks_get_the_live_handler(collector: Any, serve: Any, make_middlew
             assert isinstance(handler, tornado.web.RequestHandler)
             seen.append((name, handler.get_status()))
             return value(handler) if callable(value) else value
+
         return callback
 
     mw = make_middleware(
@@ -107,27 +110,41 @@ def test_callbacks_get_the_live_handler(collector: Any, serve: Any, make_middlew
         GET_API_VERSION=remember("GET_API_VERSION", lambda h: h.request.headers.get("X-Api-Version")),
     )
     server = serve(tornado.web.Application([(r"/", MainHandler)], log_function=mw.log_event))
-    requests.get(server.url + "/?company=acme", headers={"X-User": "bob", "X-Api-Version": "2.1"},
-                 cookies={"session": "s-1"})
+    requests.get(
+        server.url + "/?company=acme", headers={"X-User": "bob", "X-Api-Version": "2.1"}, cookies={"session": "s-1"}
+    )
     (event,) = collector.wait_for_events(1)
     assert event["user_id"] == "bob"
     assert event["company_id"] == "acme"
     assert event["session_token"] == "s-1"
     assert event["metadata"] == {"path": "/", "status": 200}
     assert event["request"]["api_version"] == "2.1"
-    assert {name for name, _ in seen} == {"SKIP", "IDENTIFY_USER", "IDENTIFY_COMPANY", "GET_SESSION_TOKEN",
-                                          "GET_METADATA", "GET_API_VERSION"}
+    assert {name for name, _ in seen} == {
+        "SKIP",
+        "IDENTIFY_USER",
+        "IDENTIFY_COMPANY",
+        "GET_SESSION_TOKEN",
+        "GET_METADATA",
+        "GET_API_VERSION",
+    }
     assert all(status == 200 for _, status in seen)
 
 
-def test_broken_callbacks_never_break_logging(collector: Any, serve: Any, make_middleware: Any,
-                                              moesif_log: pytest.LogCaptureFixture) -> None:
+def test_broken_callbacks_never_break_logging(
+    collector: Any, serve: Any, make_middleware: Any, moesif_log: pytest.LogCaptureFixture
+) -> None:
     def broken(handler: Any) -> Any:
         raise RuntimeError("user bug")
 
     moesif_log.set_level(logging.INFO, logger="tornado.access")
-    mw = make_middleware(SKIP=broken, IDENTIFY_USER=broken, IDENTIFY_COMPANY=broken, GET_SESSION_TOKEN=broken,
-                         GET_METADATA=broken, GET_API_VERSION=broken)
+    mw = make_middleware(
+        SKIP=broken,
+        IDENTIFY_USER=broken,
+        IDENTIFY_COMPANY=broken,
+        GET_SESSION_TOKEN=broken,
+        GET_METADATA=broken,
+        GET_API_VERSION=broken,
+    )
     server = serve(tornado.web.Application([(r"/", MainHandler)], log_function=mw.log_event))
     r = requests.get(server.url + "/", auth=("alice", "pw"))
     assert r.status_code == 200 and r.json() == {"msg": "Hello, world"}
@@ -144,8 +161,12 @@ def test_broken_callbacks_never_break_logging(collector: Any, serve: Any, make_m
 
 
 def test_callbacks_returning_wrong_types(collector: Any, serve: Any, make_middleware: Any) -> None:
-    mw = make_middleware(IDENTIFY_USER=lambda h: {"not": "an id"}, IDENTIFY_COMPANY=lambda h: 42,
-                         GET_METADATA=lambda h: ["not", "a", "dict"], SKIP=lambda h: None)
+    mw = make_middleware(
+        IDENTIFY_USER=lambda h: {"not": "an id"},
+        IDENTIFY_COMPANY=lambda h: 42,
+        GET_METADATA=lambda h: ["not", "a", "dict"],
+        SKIP=lambda h: None,
+    )
     server = serve(tornado.web.Application([(r"/", MainHandler)], log_function=mw.log_event))
     requests.get(server.url + "/")
     (event,) = collector.wait_for_events(1)
@@ -154,8 +175,9 @@ def test_callbacks_returning_wrong_types(collector: Any, serve: Any, make_middle
     assert event["metadata"] is None
 
 
-def test_broken_mask_sends_the_event_without_bodies(collector: Any, serve: Any, make_middleware: Any,
-                                                         moesif_log: pytest.LogCaptureFixture) -> None:
+def test_broken_mask_sends_the_event_without_bodies(
+    collector: Any, serve: Any, make_middleware: Any, moesif_log: pytest.LogCaptureFixture
+) -> None:
     calls: list[str] = []
 
     def mask(event_model: Any) -> Any:
@@ -178,8 +200,9 @@ def test_broken_mask_sends_the_event_without_bodies(collector: Any, serve: Any, 
     assert any("MASK_EVENT_MODEL raised" in rec.getMessage() for rec in moesif_log.records)
 
 
-def test_access_log_is_what_tornado_writes_by_default(collector: Any, serve: Any, make_middleware: Any,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_access_log_is_what_tornado_writes_by_default(
+    collector: Any, serve: Any, make_middleware: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     class Boom(tornado.web.RequestHandler):
         def get(self) -> None:
             raise RuntimeError("boom")
@@ -203,8 +226,11 @@ def test_access_log_is_what_tornado_writes_by_default(collector: Any, serve: Any
             time.sleep(0.01)
         return [(rec.levelno, re.sub(r"\d+\.\d\dms$", "<ms>", rec.getMessage())) for rec in records]
 
-    expected = [(logging.INFO, "200 GET / (127.0.0.1) <ms>"), (logging.WARNING, "404 GET /nowhere (127.0.0.1) <ms>"),
-                (logging.ERROR, "500 GET /boom (127.0.0.1) <ms>")]
+    expected = [
+        (logging.INFO, "200 GET / (127.0.0.1) <ms>"),
+        (logging.WARNING, "404 GET /nowhere (127.0.0.1) <ms>"),
+        (logging.ERROR, "500 GET /boom (127.0.0.1) <ms>"),
+    ]
     assert lines(default.url) == expected
     assert lines(ours.url) == expected
     collector.wait_for_events(3)
@@ -229,8 +255,15 @@ def test_settings(collector: Any) -> None:
 
     moesif_logger = logging.getLogger("moesif")
     saved = moesif_logger.level, list(moesif_logger.handlers)
-    mw = MoesifMiddleware({"APPLICATION_ID": APP_ID, "BATCH_SIZE": 5, "LOCAL_MOESIF_BASEURL": collector.url + "/",
-                           "DEBUG": True, "LOG_BODY": False})
+    mw = MoesifMiddleware(
+        {
+            "APPLICATION_ID": APP_ID,
+            "BATCH_SIZE": 5,
+            "LOCAL_MOESIF_BASEURL": collector.url + "/",
+            "DEBUG": True,
+            "LOG_BODY": False,
+        }
+    )
     try:
         assert mw.settings.batch_size == 5
         assert mw.settings.base_uri == collector.url

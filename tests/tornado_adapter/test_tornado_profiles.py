@@ -14,23 +14,43 @@ from moesiftornado import MoesifMiddleware
 USER_PROFILE = {
     "user_id": "12345",
     "company_id": "67890",
-    "campaign": {"utm_source": "google", "utm_medium": "cpc", "utm_campaign": "adwords",
-                 "utm_term": "api+tooling", "utm_content": "landing"},
-    "metadata": {"email": "john@acmeinc.com", "first_name": "John", "last_name": "Doe",
-                 "title": "Software Engineer",
-                 "sales_info": {"stage": "Customer", "lifetime_value": 24000, "account_owner": "mary@contoso.com"}},
+    "campaign": {
+        "utm_source": "google",
+        "utm_medium": "cpc",
+        "utm_campaign": "adwords",
+        "utm_term": "api+tooling",
+        "utm_content": "landing",
+    },
+    "metadata": {
+        "email": "john@acmeinc.com",
+        "first_name": "John",
+        "last_name": "Doe",
+        "title": "Software Engineer",
+        "sales_info": {"stage": "Customer", "lifetime_value": 24000, "account_owner": "mary@contoso.com"},
+    },
 }
-USER_B = {"user_id": "54321", "company_id": "67890",
-          "metadata": {"email": "mary@acmeinc.com", "first_name": "Mary", "last_name": "Jane"}}
+USER_B = {
+    "user_id": "54321",
+    "company_id": "67890",
+    "metadata": {"email": "mary@acmeinc.com", "first_name": "Mary", "last_name": "Jane"},
+}
 COMPANY_PROFILE = {
     "company_id": "67890",
     "company_domain": "acmeinc.com",
     "campaign": {"utm_source": "google", "utm_medium": "cpc"},
-    "metadata": {"org_name": "Acme, Inc", "plan_name": "Free", "deal_stage": "Lead", "mrr": 24000,
-                 "demographics": {"alexa_ranking": 500000, "employee_count": 47}},
+    "metadata": {
+        "org_name": "Acme, Inc",
+        "plan_name": "Free",
+        "deal_stage": "Lead",
+        "mrr": 24000,
+        "demographics": {"alexa_ranking": 500000, "employee_count": 47},
+    },
 }
-COMPANY_B = {"company_id": "09876", "company_domain": "contoso.com",
-             "metadata": {"org_name": "Contoso, Inc", "plan_name": "Free", "mrr": 48000}}
+COMPANY_B = {
+    "company_id": "09876",
+    "company_domain": "contoso.com",
+    "metadata": {"org_name": "Contoso, Inc", "plan_name": "Free", "mrr": 48000},
+}
 
 
 def test_readme_profile_helpers(collector: Any, make_middleware: Any) -> None:
@@ -58,8 +78,9 @@ def test_readme_profile_helpers(collector: Any, make_middleware: Any) -> None:
     assert all(r["app_id"] == APP_ID for r in rows)
 
 
-def test_profile_helpers_validate_before_sending(collector: Any, make_middleware: Any,
-                                                moesif_log: pytest.LogCaptureFixture) -> None:
+def test_profile_helpers_validate_before_sending(
+    collector: Any, make_middleware: Any, moesif_log: pytest.LogCaptureFixture
+) -> None:
     # as the original: invalid input is reported (naming the field) and never raised into the app
     middleware = make_middleware()
     assert middleware.update_user({"company_id": "67890"}) is False

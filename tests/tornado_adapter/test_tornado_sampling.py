@@ -33,10 +33,15 @@ def start(serve: Callable[..., TornadoServer], mw: MoesifMiddleware) -> TornadoS
     return serve(app)
 
 
-def test_sample_rate_zero_sends_nothing(collector: Any, serve: Callable[..., TornadoServer],
-                                       make_middleware: Callable[..., MoesifMiddleware]) -> None:
-    collector.set_config({"sample_rate": 0, "regex_config": [
-        {"conditions": [{"path": "request.route", "value": "^/kept$"}], "sample_rate": 100}]})
+def test_sample_rate_zero_sends_nothing(
+    collector: Any, serve: Callable[..., TornadoServer], make_middleware: Callable[..., MoesifMiddleware]
+) -> None:
+    collector.set_config(
+        {
+            "sample_rate": 0,
+            "regex_config": [{"conditions": [{"path": "request.route", "value": "^/kept$"}], "sample_rate": 100}],
+        }
+    )
     mw = make_middleware()
     server = start(serve, mw)
     with requests.Session() as s:
@@ -53,8 +58,9 @@ def test_sample_rate_zero_sends_nothing(collector: Any, serve: Callable[..., Tor
     assert events[0]["transaction_id"] == kept.headers["x-moesif-transaction-id"]
 
 
-def test_sample_rate_100_sends_all(collector: Any, serve: Callable[..., TornadoServer],
-                                   make_middleware: Callable[..., MoesifMiddleware]) -> None:
+def test_sample_rate_100_sends_all(
+    collector: Any, serve: Callable[..., TornadoServer], make_middleware: Callable[..., MoesifMiddleware]
+) -> None:
     collector.set_config({"sample_rate": 100})
     mw = make_middleware()
     server = start(serve, mw)
@@ -68,8 +74,9 @@ def test_sample_rate_100_sends_all(collector: Any, serve: Callable[..., TornadoS
     assert {e["weight"] for e in events} == {1}
 
 
-def test_half_sampling_sends_about_half_with_weight_two(collector: Any, serve: Callable[..., TornadoServer],
-                                                        make_middleware: Callable[..., MoesifMiddleware]) -> None:
+def test_half_sampling_sends_about_half_with_weight_two(
+    collector: Any, serve: Callable[..., TornadoServer], make_middleware: Callable[..., MoesifMiddleware]
+) -> None:
     collector.set_config({"sample_rate": 50})
     mw = make_middleware()
     server = start(serve, mw)

@@ -112,8 +112,9 @@ def test_render_and_redirect(collector: Any, serve: Any, make_middleware: Any, t
             self.redirect("/page")
 
     mw = make_middleware()
-    app = tornado.web.Application([(r"/page", Page), (r"/moved", Moved)], log_function=mw.log_event,
-                                  template_path=str(tmp_path))
+    app = tornado.web.Application(
+        [(r"/page", Page), (r"/moved", Moved)], log_function=mw.log_event, template_path=str(tmp_path)
+    )
     server = serve(app)
     r = requests.get(server.url + "/moved")
     assert r.text == "<p>tornado</p>"

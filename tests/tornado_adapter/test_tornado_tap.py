@@ -37,8 +37,11 @@ def make_tap(mw: MoesifMiddleware, request_headers: dict[str, str] | None = None
 @settings(max_examples=200, deadline=None)
 @given(chunks=st.lists(st.binary(max_size=300), max_size=12), limit=st.integers(min_value=0, max_value=1500))
 def test_tap_keeps_a_prefix_up_to_the_cap(chunks: list[bytes], limit: int) -> None:
-    tap_class = type("Tap", (middleware_module.ResponseTap,), {"__slots__": (), "limit": limit, "log_body": True,
-                                             "add_transaction_id": True})
+    tap_class = type(
+        "Tap",
+        (middleware_module.ResponseTap,),
+        {"__slots__": (), "limit": limit, "log_body": True, "add_transaction_id": True},
+    )
     start = RequestStartLine("GET", "/", "HTTP/1.1")
     tap = tap_class(HTTPServerRequest(start_line=start, headers=HTTPHeaders({"Host": "h"})))
     headers = HTTPHeaders({"Content-Type": "text/plain"})
@@ -55,8 +58,9 @@ def test_tap_keeps_a_prefix_up_to_the_cap(chunks: list[bytes], limit: int) -> No
 
 
 def test_tap_without_body_logging_keeps_nothing() -> None:
-    mw = MoesifMiddleware({"APPLICATION_ID": "unit", "BASE_URI": "http://127.0.0.1:9", "LOG_BODY": False,
-                           "DISABLED_TRANSACTION_ID": True})
+    mw = MoesifMiddleware(
+        {"APPLICATION_ID": "unit", "BASE_URI": "http://127.0.0.1:9", "LOG_BODY": False, "DISABLED_TRANSACTION_ID": True}
+    )
     mw.shutdown(0)
     tap = make_tap(mw, {"X-Moesif-Transaction-Id": "given"})
     headers = HTTPHeaders()
@@ -94,8 +98,9 @@ def test_log_event_never_raises(offline: MoesifMiddleware, moesif_log: pytest.Lo
     assert raw.method == "POST" and raw.uri == "http://h/x" and raw.response_headers == ()
     assert raw.request_body.data() == b'{"a": 1}'
     assert raw.response_body is None and raw.transaction_id
-    assert any(r.levelno == logging.WARNING and "capturing a Tornado request" in r.getMessage()
-               for r in moesif_log.records)
+    assert any(
+        r.levelno == logging.WARNING and "capturing a Tornado request" in r.getMessage() for r in moesif_log.records
+    )
 
 
 def test_new_transaction_ids_are_uuid4() -> None:

@@ -18,8 +18,19 @@ APP_ID = "tornado-test-app"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
-EVENT_KEYS = {"request", "response", "user_id", "company_id", "session_token", "tags", "metadata", "direction",
-              "weight", "blocked_by", "transaction_id"}
+EVENT_KEYS = {
+    "request",
+    "response",
+    "user_id",
+    "company_id",
+    "session_token",
+    "tags",
+    "metadata",
+    "direction",
+    "weight",
+    "blocked_by",
+    "transaction_id",
+}
 REQUEST_KEYS = {"time", "uri", "verb", "api_version", "ip_address", "headers", "body", "transfer_encoding"}
 RESPONSE_KEYS = {"time", "status", "ip_address", "headers", "body", "transfer_encoding"}
 
@@ -92,8 +103,9 @@ def check_shape(event: dict[str, Any], before: Optional[float] = None, after: Op
         assert parse_time(resp_t) <= datetime.fromtimestamp(after, timezone.utc) + slack
 
 
-def wait_for_requests(collector: Any, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0
-                      ) -> list[dict[str, Any]]:
+def wait_for_requests(
+    collector: Any, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+) -> list[dict[str, Any]]:
     """The collector's request-log rows matching ``predicate``, waiting (polling) until there is one."""
     deadline = time.monotonic() + timeout
     while True:

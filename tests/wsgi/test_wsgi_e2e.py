@@ -53,11 +53,18 @@ def run(collector: Any, framework: str) -> Iterator[Any]:
 
 
 def test_json_api_with_jwt_and_forwarded_ip(run: Any, collector: Any) -> None:
-    server, mw = run(REQUEST_BODY_MASKS=["password"], RESPONSE_BODY_MASKS=["token"],
-                     REQUEST_HEADER_MASKS=["X-Api-Key"])
+    server, mw = run(REQUEST_BODY_MASKS=["password"], RESPONSE_BODY_MASKS=["token"], REQUEST_HEADER_MASKS=["X-Api-Key"])
     body = {"name": "x", "password": "secret", "nested": [{"password": "p2"}]}
-    r = requests.post(server.url + "/echo?a=1&b=two", json=body, timeout=10, headers={
-        "Authorization": f"Bearer {JWT}", "X-Forwarded-For": "unknown, 10.0.0.1, 203.0.113.7", "X-Api-Key": "k"})
+    r = requests.post(
+        server.url + "/echo?a=1&b=two",
+        json=body,
+        timeout=10,
+        headers={
+            "Authorization": f"Bearer {JWT}",
+            "X-Forwarded-For": "unknown, 10.0.0.1, 203.0.113.7",
+            "X-Api-Key": "k",
+        },
+    )
     assert r.status_code == 200
     sent = json.dumps(body).encode()
     assert r.json() == {"len": len(sent), "token": "resp-secret", "echo": body}
@@ -80,8 +87,11 @@ def test_json_api_with_jwt_and_forwarded_ip(run: Any, collector: Any) -> None:
     assert req["body"] == {"name": "x", "password": MASK, "nested": [{"password": MASK}]}
     assert resp["status"] == 200
     assert resp["transfer_encoding"] == "json"
-    assert resp["body"] == {"len": len(sent), "token": MASK, "echo": {**body, "password": "secret",
-                                                                       "nested": [{"password": "p2"}]}}
+    assert resp["body"] == {
+        "len": len(sent),
+        "token": MASK,
+        "echo": {**body, "password": "secret", "nested": [{"password": "p2"}]},
+    }
     assert resp["headers"]["X-Moesif-Transaction-Id"] == tx
     assert resp["headers"]["Content-Type"].startswith("application/json")
     assert e["user_id"] == "user-42"
@@ -90,8 +100,9 @@ def test_json_api_with_jwt_and_forwarded_ip(run: Any, collector: Any) -> None:
 
 def test_form_post_goes_base64_with_basic_user(run: Any, collector: Any) -> None:
     server, mw = run()
-    r = requests.post(server.url + "/form", data={"name": "alice smith"}, headers={"Authorization": BASIC_ALICE},
-                      timeout=10)
+    r = requests.post(
+        server.url + "/form", data={"name": "alice smith"}, headers={"Authorization": BASIC_ALICE}, timeout=10
+    )
     assert r.status_code == 200 and r.text == "<p>hello alice smith</p>"
     e = one_event(collector, mw)
     assert e["user_id"] == "alice"
@@ -143,8 +154,9 @@ def test_readme_callbacks_and_environ_keys(run: Any, collector: Any) -> None:
 def test_upload_of_2_mb_is_passed_whole_and_captured_to_the_cap(run: Any, collector: Any) -> None:
     server, mw = run()
     data = bytes(range(256)) * 8192  # 2 MiB
-    r = requests.post(server.url + "/upload", data=data, headers={"Content-Type": "application/octet-stream"},
-                      timeout=30)
+    r = requests.post(
+        server.url + "/upload", data=data, headers={"Content-Type": "application/octet-stream"}, timeout=30
+    )
     assert r.status_code == 200 and r.json() == {"len": len(data)}
     e = one_event(collector, mw)
     assert e["request"]["transfer_encoding"] == "base64"
@@ -195,9 +207,13 @@ def test_head_404_and_exception(run: Any, collector: Any, framework: str) -> Non
 
 def test_non_utf8_path_and_headers(run: Any, collector: Any) -> None:
     server, mw = run()
-    raw = raw_request(server.port, (
-        b"GET /items/caf%C3%A9%E9?q=%C3%A9&r=\xe9 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        b"X-Latin: caf\xe9\xff\r\nX-Utf8: caf\xc3\xa9\r\nConnection: close\r\n\r\n"))
+    raw = raw_request(
+        server.port,
+        (
+            b"GET /items/caf%C3%A9%E9?q=%C3%A9&r=\xe9 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"X-Latin: caf\xe9\xff\r\nX-Utf8: caf\xc3\xa9\r\nConnection: close\r\n\r\n"
+        ),
+    )
     status, _, _ = split_response(raw)
     e = one_event(collector, mw)
     uri = e["request"]["uri"]
@@ -263,15 +279,28 @@ def restore_moesif_logger() -> Iterator[None]:
 def test_transport_and_identity_options(run: Any, collector: Any, restore_moesif_logger: None) -> None:
     import logging
 
-    server, mw = run(DEBUG=True, BATCH_SIZE=2, EVENT_BATCH_TIMEOUT=30, EVENT_WORKER_COUNT=1, EVENT_QUEUE_SIZE=100,
-                     AUTHORIZATION_HEADER_NAME="X-Api-Key, Authorization", AUTHORIZATION_USER_ID_FIELD="user_id")
+    server, mw = run(
+        DEBUG=True,
+        BATCH_SIZE=2,
+        EVENT_BATCH_TIMEOUT=30,
+        EVENT_WORKER_COUNT=1,
+        EVENT_QUEUE_SIZE=100,
+        AUTHORIZATION_HEADER_NAME="X-Api-Key, Authorization",
+        AUTHORIZATION_USER_ID_FIELD="user_id",
+    )
     assert logging.getLogger("moesif").isEnabledFor(logging.DEBUG)
     for i in range(4):
-        requests.get(server.url + f"/items/{i}", headers={"X-Api-Key": _jwt({"user_id": f"key-{i}"}),
-                                                          "Authorization": f"Bearer {_jwt({'user_id': 'bearer'})}"},
-                     timeout=10)
-    requests.get(server.url + "/items/9", headers={"Authorization": f"Bearer {_jwt({'user_id': 'bearer'})}"},
-                 timeout=10)
+        requests.get(
+            server.url + f"/items/{i}",
+            headers={
+                "X-Api-Key": _jwt({"user_id": f"key-{i}"}),
+                "Authorization": f"Bearer {_jwt({'user_id': 'bearer'})}",
+            },
+            timeout=10,
+        )
+    requests.get(
+        server.url + "/items/9", headers={"Authorization": f"Bearer {_jwt({'user_id': 'bearer'})}"}, timeout=10
+    )
     events = events_for(collector, mw, 5)
     assert sorted(e["user_id"] for e in events) == ["bearer", "key-0", "key-1", "key-2", "key-3"]
     posts = [r for r in collector.requests() if r["path"] == "/v1/events/batch"]

@@ -28,17 +28,24 @@ def _events(collector: Any, n: int) -> List[Dict[str, Any]]:
 @pytest.mark.parametrize("name", ["flask_app", "bottle_app", "pyramid_app"])
 def test_example_runs_and_reports(collector: Any, name: str) -> None:
     port = free_port()
-    env = dict(os.environ, PORT=str(port), MOESIF_BASE_URI=collector.url, MOESIF_APPLICATION_ID="example-test",
-               PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, str(EXAMPLES / f"{name}.py")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    env = dict(
+        os.environ,
+        PORT=str(port),
+        MOESIF_BASE_URI=collector.url,
+        MOESIF_APPLICATION_ID="example-test",
+        PYTHONUNBUFFERED="1",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / f"{name}.py")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/health/probe", proc=proc)
         auth = {"Authorization": "Bearer demo-token"}
         assert requests.get(url + "/api/items", headers=auth, timeout=10).status_code == 200
-        created = requests.post(url + "/api/items", headers=auth, json={"name": "pen", "password": "hunter2"},
-                                timeout=10)
+        created = requests.post(
+            url + "/api/items", headers=auth, json={"name": "pen", "password": "hunter2"}, timeout=10
+        )
         assert created.status_code == 201
         assert requests.get(url + "/api/items", timeout=10).status_code == 401
         assert requests.post(url + "/api/contact", data={"email": "a@b.c"}, timeout=10).status_code == 200
@@ -54,8 +61,9 @@ def test_example_runs_and_reports(collector: Any, name: str) -> None:
     assert len(events) == 6  # the health probes were skipped
     for e in events:
         check_shape(e)
-    by = {(e["request"]["verb"], e["request"]["uri"].split(str(port), 1)[1], e["response"]["status"]): e
-          for e in events}
+    by = {
+        (e["request"]["verb"], e["request"]["uri"].split(str(port), 1)[1], e["response"]["status"]): e for e in events
+    }
     post = by[("POST", "/api/items", 201)]
     assert post["user_id"] == "alice" and post["company_id"] == "acme"
     assert post["request"]["body"] == {"name": "pen", "password": "*****"}

@@ -11,23 +11,38 @@ import wsgi_apps
 from wsgi_support import BASIC_ALICE, b64, check_shape, serve, settings_for
 
 BLOCK_LEGACY = {
-    "_id": "legacy", "type": "regex", "block": True, "applied_to": "matching",
-    "regex_config": [{"conditions": [{"path": "request.route", "value": "^/items/legacy"},
-                                     {"path": "request.verb", "value": "GET"}]}],
+    "_id": "legacy",
+    "type": "regex",
+    "block": True,
+    "applied_to": "matching",
+    "regex_config": [
+        {"conditions": [{"path": "request.route", "value": "^/items/legacy"}, {"path": "request.verb", "value": "GET"}]}
+    ],
     "response": {"status": 410, "headers": {"X-Blocked-By": "moesif"}, "body": {"error": "gone"}},
 }
 HINT = {
-    "_id": "hint", "type": "regex", "block": False, "applied_to": "matching",
+    "_id": "hint",
+    "type": "regex",
+    "block": False,
+    "applied_to": "matching",
     "regex_config": [{"conditions": [{"path": "request.route", "value": "^/items/hinted"}]}],
     "response": {"headers": {"X-Quota-Hint": "soon"}},
 }
 QUOTA = {
-    "_id": "quota", "type": "user", "block": True, "applied_to": "matching", "applied_to_unidentified": False,
-    "variables": [{"name": "0", "path": "user_id"}], "regex_config": [],
+    "_id": "quota",
+    "type": "user",
+    "block": True,
+    "applied_to": "matching",
+    "applied_to_unidentified": False,
+    "variables": [{"name": "0", "path": "user_id"}],
+    "regex_config": [],
     "response": {"status": 402, "headers": {"X-Quota-User": "{{0}}"}, "body": {"msg": "user {{0}} is over quota"}},
 }
 FREE_PLAN = {
-    "_id": "free-plan", "type": "regex", "block": True, "applied_to": "matching",
+    "_id": "free-plan",
+    "type": "regex",
+    "block": True,
+    "applied_to": "matching",
     "regex_config": [{"conditions": [{"path": "request.body.plan", "value": "^free$"}]}],
     "response": {"status": 403, "body": "upgrade"},
 }
@@ -111,8 +126,10 @@ def test_identify_user_callback_is_used_for_governance(served: Any, collector: A
     from moesifwsgi import MoesifMiddleware
 
     app = wsgi_apps.flask_app()
-    mw = MoesifMiddleware(app.wsgi_app, settings_for(
-        collector, IDENTIFY_USER=lambda app, environ, response_headers=None: environ.get("HTTP_X_USER")))
+    mw = MoesifMiddleware(
+        app.wsgi_app,
+        settings_for(collector, IDENTIFY_USER=lambda app, environ, response_headers=None: environ.get("HTTP_X_USER")),
+    )
     mw.agent.remote.refresh_now()
     app.wsgi_app = mw
     try:
@@ -139,8 +156,10 @@ def test_body_rule_reads_ahead_and_the_app_still_gets_the_body(served: Any, coll
 
 
 def test_sampling_rate_zero_sends_nothing_and_route_rules_apply(served: Any, collector: Any) -> None:
-    config = {"sample_rate": 100, "regex_config": [
-        {"conditions": [{"path": "request.route", "value": "^/items/"}], "sample_rate": 0}]}
+    config = {
+        "sample_rate": 100,
+        "regex_config": [{"conditions": [{"path": "request.route", "value": "^/items/"}], "sample_rate": 0}],
+    }
     url, mw, calls = served("flask", [], config)
     for i in range(5):
         assert requests.get(url + f"/items/{i}", timeout=10).status_code == 200

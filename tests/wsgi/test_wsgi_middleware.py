@@ -68,13 +68,22 @@ class Closing:
 
 # -- the captured event ----------------------------------------------------------------------------------------------
 
+
 def test_json_post_fields(make: Any) -> None:
     mw, cap = make(json_app)
     body = b'{"name": "x", "password": "secret"}'
-    env = environ_for("POST", "/echo", "a=1&b=two", body, {"Content-Type": "application/json",
-                                                            "Authorization": f"Bearer {JWT}",
-                                                            "X-Forwarded-For": "unknown, 10.0.0.1, 203.0.113.7",
-                                                            "X-Case": "v"})
+    env = environ_for(
+        "POST",
+        "/echo",
+        "a=1&b=two",
+        body,
+        {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {JWT}",
+            "X-Forwarded-For": "unknown, 10.0.0.1, 203.0.113.7",
+            "X-Case": "v",
+        },
+    )
     sr, chunks = call_wsgi(mw, env)
     assert sr.status == "200 OK"
     assert chunks == [b'{"len": 35, "token": "t0k"}']
@@ -86,14 +95,23 @@ def test_json_post_fields(make: Any) -> None:
     assert req["uri"] == "http://api.example.com/echo?a=1&b=two"
     assert req["verb"] == "POST"
     assert req["ip_address"] == "10.0.0.1"
-    assert req["headers"] == {"Host": "api.example.com", "Content-Type": "application/json", "Content-Length": "35",
-                              "Authorization": f"Bearer {JWT}", "X-Forwarded-For": "unknown, 10.0.0.1, 203.0.113.7",
-                              "X-Case": "v", "X-Moesif-Transaction-Id": tx}
+    assert req["headers"] == {
+        "Host": "api.example.com",
+        "Content-Type": "application/json",
+        "Content-Length": "35",
+        "Authorization": f"Bearer {JWT}",
+        "X-Forwarded-For": "unknown, 10.0.0.1, 203.0.113.7",
+        "X-Case": "v",
+        "X-Moesif-Transaction-Id": tx,
+    }
     assert req["body"] == {"name": "x", "password": "secret"}
     assert req["transfer_encoding"] == "json"
     assert resp["status"] == 200
-    assert resp["headers"] == {"Content-Type": "application/json", "Content-Length": "27",
-                               "X-Moesif-Transaction-Id": tx}
+    assert resp["headers"] == {
+        "Content-Type": "application/json",
+        "Content-Length": "27",
+        "X-Moesif-Transaction-Id": tx,
+    }
     assert resp["body"] == {"len": 35, "token": "t0k"}
     assert resp["transfer_encoding"] == "json"
     assert e["user_id"] == "user-42"
@@ -101,10 +119,16 @@ def test_json_post_fields(make: Any) -> None:
 
 
 def test_masks_and_basic_user(make: Any) -> None:
-    mw, cap = make(json_app, REQUEST_BODY_MASKS=["password"], RESPONSE_BODY_MASKS=["token"],
-                   REQUEST_HEADER_MASKS=["authorization"], RESPONSE_HEADER_MASKS=["content-length"])
-    call_wsgi(mw, environ_for("POST", "/echo", body=b'{"user": {"Password": "p"}}',
-                              headers={"Authorization": BASIC_ALICE}))
+    mw, cap = make(
+        json_app,
+        REQUEST_BODY_MASKS=["password"],
+        RESPONSE_BODY_MASKS=["token"],
+        REQUEST_HEADER_MASKS=["authorization"],
+        RESPONSE_HEADER_MASKS=["content-length"],
+    )
+    call_wsgi(
+        mw, environ_for("POST", "/echo", body=b'{"user": {"Password": "p"}}', headers={"Authorization": BASIC_ALICE})
+    )
     e = cap.event()
     assert e["user_id"] == "alice"
     assert e["request"]["body"] == {"user": {"Password": MASK}}
@@ -120,8 +144,12 @@ def test_non_json_bodies_go_base64(make: Any) -> None:
         return [b"<p>", b"hi</p>"]
 
     mw, cap = make(app)
-    call_wsgi(mw, environ_for("POST", "/form", body=b"name=al+ice&x=1",
-                              headers={"Content-Type": "application/x-www-form-urlencoded"}))
+    call_wsgi(
+        mw,
+        environ_for(
+            "POST", "/form", body=b"name=al+ice&x=1", headers={"Content-Type": "application/x-www-form-urlencoded"}
+        ),
+    )
     e = cap.event()
     assert e["request"]["body"] == b64(b"name=al+ice&x=1") and e["request"]["transfer_encoding"] == "base64"
     assert e["response"]["body"] == b64(b"<p>hi</p>") and e["response"]["transfer_encoding"] == "base64"
@@ -154,6 +182,7 @@ def test_log_body_false_reads_and_keeps_nothing(make: Any) -> None:
 
 
 # -- transparency ------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("style", ["read", "read_n", "readline", "readlines", "iter", "readinto", "read_none"])
 def test_app_reads_input_its_own_way(make: Any, style: str) -> None:
@@ -401,13 +430,16 @@ def test_exc_info_start_response_is_passed_on(make: Any) -> None:
 
 # -- request facts ---------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("extra", "uri"),
     [
         ({}, "http://api.example.com/p/a%20b?q=1"),
         ({"HTTP_HOST": "", "SERVER_NAME": "srv", "SERVER_PORT": "8080"}, "http://srv:8080/p/a%20b?q=1"),
-        ({"HTTP_HOST": "", "SERVER_NAME": "srv", "SERVER_PORT": "443", "wsgi.url_scheme": "https"},
-         "https://srv/p/a%20b?q=1"),
+        (
+            {"HTTP_HOST": "", "SERVER_NAME": "srv", "SERVER_PORT": "443", "wsgi.url_scheme": "https"},
+            "https://srv/p/a%20b?q=1",
+        ),
         ({"SCRIPT_NAME": "/mount"}, "http://api.example.com/mount/p/a%20b?q=1"),
         ({"PATH_INFO": "/caf\xc3\xa9"}, "http://api.example.com/caf%C3%A9?q=1"),  # UTF-8 bytes, latin-1 decoded
         ({"PATH_INFO": "/caf\xe9/\xff"}, "http://api.example.com/caf%E9/%FF?q=1"),  # not UTF-8
@@ -473,6 +505,7 @@ def test_transaction_ids_are_uuid4_and_distinct(make: Any) -> None:
 
 # -- callbacks ---------------------------------------------------------------------------------------------------------
 
+
 def test_readme_callbacks(make: Any) -> None:
     seen: Dict[str, Any] = {}
 
@@ -501,9 +534,18 @@ def test_readme_callbacks(make: Any) -> None:
             eventmodel.response.body["token"] = None
         return eventmodel
 
-    mw, cap = make(json_app, IDENTIFY_USER=identify_user, IDENTIFY_COMPANY=identify_company,
-                   GET_SESSION_TOKEN=get_token, GET_METADATA=get_metadata, SKIP=should_skip,
-                   MASK_EVENT_MODEL=mask_event, DEBUG=False, LOG_BODY=True, CAPTURE_OUTGOING_REQUESTS=False)
+    mw, cap = make(
+        json_app,
+        IDENTIFY_USER=identify_user,
+        IDENTIFY_COMPANY=identify_company,
+        GET_SESSION_TOKEN=get_token,
+        GET_METADATA=get_metadata,
+        SKIP=should_skip,
+        MASK_EVENT_MODEL=mask_event,
+        DEBUG=False,
+        LOG_BODY=True,
+        CAPTURE_OUTGOING_REQUESTS=False,
+    )
     call_wsgi(mw, environ_for("POST", "/echo", body=b'{"user": "u"}'))
     call_wsgi(mw, environ_for("GET", "/health/probe"))
     e = cap.event()
@@ -514,8 +556,11 @@ def test_readme_callbacks(make: Any) -> None:
     assert seen["request_body"] == {"user": "u"}
     assert seen["chunks"] == [b'{"len": 13, "token": "t0k"}']
     tx = e["transaction_id"]
-    assert seen["response_headers"] == seen["env_headers"] == {
-        "Content-Type": "application/json", "Content-Length": "27", "X-Moesif-Transaction-Id": tx}
+    assert (
+        seen["response_headers"]
+        == seen["env_headers"]
+        == {"Content-Type": "application/json", "Content-Length": "27", "X-Moesif-Transaction-Id": tx}
+    )
 
 
 def test_guide_two_argument_callbacks(make: Any) -> None:
@@ -543,8 +588,9 @@ def test_failing_callbacks_never_fail_the_request(make: Any, moesif_log: pytest.
     def boom(*args: Any) -> Any:
         raise ValueError("user bug")
 
-    mw, cap = make(json_app, IDENTIFY_USER=boom, IDENTIFY_COMPANY=boom, GET_METADATA=boom, GET_SESSION_TOKEN=boom,
-                   SKIP=boom)
+    mw, cap = make(
+        json_app, IDENTIFY_USER=boom, IDENTIFY_COMPANY=boom, GET_METADATA=boom, GET_SESSION_TOKEN=boom, SKIP=boom
+    )
     sr, chunks = call_wsgi(mw, environ_for(headers={"Authorization": BASIC_ALICE}))
     assert sr.status == "200 OK" and chunks
     e = cap.event()
@@ -554,8 +600,9 @@ def test_failing_callbacks_never_fail_the_request(make: Any, moesif_log: pytest.
         assert any(name in r.getMessage() for r in moesif_log.records), name
 
 
-def test_slow_callback_is_logged_once(make: Any, moesif_log: pytest.LogCaptureFixture,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_slow_callback_is_logged_once(
+    make: Any, moesif_log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import moesifwsgi.options as options
 
     monkeypatch.setattr(options, "SLOW_CALLBACK_SECONDS", 0.0)
@@ -587,6 +634,7 @@ def test_internal_error_never_reaches_the_app(make: Any, moesif_log: pytest.LogC
 
 
 # -- settings, profiles, outgoing -------------------------------------------------------------------------------------
+
 
 def test_settings_are_validated_with_wsgi_defaults() -> None:
     with pytest.raises(ValueError, match="APPLICATION_ID"):
@@ -620,8 +668,9 @@ def test_capture_outgoing_requests_starts_once_with_the_middlewares_agent() -> N
             mw.shutdown(0)
 
 
-def test_capture_outgoing_without_the_package_only_warns(monkeypatch: pytest.MonkeyPatch,
-                                                          moesif_log: pytest.LogCaptureFixture) -> None:
+def test_capture_outgoing_without_the_package_only_warns(
+    monkeypatch: pytest.MonkeyPatch, moesif_log: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setitem(sys.modules, "moesifpythonrequest", None)  # import fails
     mw = MoesifMiddleware(json_app, {**BASE, "CAPTURE_OUTGOING_REQUESTS": True})
     try:
@@ -658,8 +707,10 @@ def test_concurrent_requests_keep_their_own_state(make: Any) -> None:
     assert len(events) == 200
     for e in events:
         body = e["request"]["body"]
-        assert e["response"]["body"] == body and e["response"]["headers"]["X-Echo"] == \
-            __import__("base64").b64decode(body).decode()
+        assert (
+            e["response"]["body"] == body
+            and e["response"]["headers"]["X-Echo"] == __import__("base64").b64decode(body).decode()
+        )
 
 
 def test_logging_is_quiet_by_default(make: Any, caplog: pytest.LogCaptureFixture) -> None:

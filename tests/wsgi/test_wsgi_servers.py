@@ -99,15 +99,20 @@ def test_memory_stays_bounded_on_50_mb_down_and_up(collector: Any) -> None:
         events = _events_for_path(collector, "/stream", 2) + _events_for_path(collector, "/upload", 2)
         after = get_json(url + "/_maxrss")["maxrss_kib"]
     grown_mib = (after - before) / 1024
-    print(f"\npeak RSS of the gunicorn worker: {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB after a 50 MiB "
-          f"download and a 50 MiB upload (+{grown_mib:.1f} MiB)")
+    print(
+        f"\npeak RSS of the gunicorn worker: {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB after a 50 MiB "
+        f"download and a 50 MiB upload (+{grown_mib:.1f} MiB)"
+    )
     # Holding either body would add 50 MiB; the cap is 1 MiB per body, plus the event built from it (base64, JSON).
     assert grown_mib < 20
     down = [e for e in events if e["request"]["uri"].endswith(f"size={size}&chunk=65536")]
     assert len(down) == 1 and down[0]["metadata"]["moesif_body_truncated"] == {"response": size}
     assert base64.b64decode(down[0]["response"]["body"]) == wsgi_apps.expected_stream(MIB)
-    upload = [e for e in events if e["request"]["uri"].endswith("/upload")
-              and e["request"]["headers"]["Content-Length"] == str(size)]
+    upload = [
+        e
+        for e in events
+        if e["request"]["uri"].endswith("/upload") and e["request"]["headers"]["Content-Length"] == str(size)
+    ]
     assert len(upload) == 1 and upload[0]["metadata"]["moesif_body_truncated"] == {"request": size}
 
 
@@ -118,8 +123,11 @@ def test_non_utf8_path_exact_bytes(collector: Any, framework: str) -> None:
         port = int(url.rsplit(":", 1)[1])
         # gunicorn refuses raw non-ASCII bytes in the request line (400); percent-encoded they reach PATH_INFO as
         # latin-1 text, one character per byte, as PEP 3333 says
-        raw = raw_request(port, b"GET /items/caf%E9%FF%20x?r=%E9&s=%C3%A9 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                b"X-Latin: caf\xe9\r\nConnection: close\r\n\r\n")
+        raw = raw_request(
+            port,
+            b"GET /items/caf%E9%FF%20x?r=%E9&s=%C3%A9 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"X-Latin: caf\xe9\r\nConnection: close\r\n\r\n",
+        )
         status, _, _ = split_response(raw)
         events = _events_for_path(collector, "x", 1)
     assert len(events) == 1

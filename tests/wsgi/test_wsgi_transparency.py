@@ -101,8 +101,7 @@ def plan_app(plan: Plan, log: Dict[str, Any]) -> Any:
     return app
 
 
-header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
-                      max_size=20)
+header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=20)
 plans = st.builds(
     Plan,
     method=st.sampled_from(["GET", "POST", "PUT", "HEAD", "DELETE"]),
@@ -110,8 +109,17 @@ plans = st.builds(
     read_style=st.sampled_from(["none", "all", "iter", "readlines", "read_n", "readline", "readinto"]),
     read_limit=st.integers(0, 3000),
     read_n=st.integers(1, 700),
-    status=st.sampled_from(["200 OK", "201 Created", "204 No Content", "302 Found", "404 Not Found",
-                            "500 Internal Server Error", "299 Custom Thing"]),
+    status=st.sampled_from(
+        [
+            "200 OK",
+            "201 Created",
+            "204 No Content",
+            "302 Found",
+            "404 Not Found",
+            "500 Internal Server Error",
+            "299 Custom Thing",
+        ]
+    ),
     headers=st.lists(st.tuples(st.from_regex(r"\AX-[A-Za-z0-9-]{1,12}\Z"), header_text), max_size=5),
     write_first=st.none() | st.binary(max_size=50),
     chunks=st.lists(st.binary(max_size=800), max_size=6),
@@ -126,8 +134,10 @@ def middlewares() -> Iterator[Dict[int, Tuple[MoesifMiddleware, Captured, List[A
     out: Dict[int, Tuple[MoesifMiddleware, Captured, List[Any]]] = {}
     for cap in (0, 100, 1 << 20):
         current: List[Any] = [None]
-        mw = MoesifMiddleware(lambda environ, sr, current=current: current[0](environ, sr),
-                              {"APPLICATION_ID": "t", "BASE_URI": "http://127.0.0.1:9", "MAX_BODY_SIZE": cap})
+        mw = MoesifMiddleware(
+            lambda environ, sr, current=current: current[0](environ, sr),
+            {"APPLICATION_ID": "t", "BASE_URI": "http://127.0.0.1:9", "MAX_BODY_SIZE": cap},
+        )
         out[cap] = (mw, Captured(mw), current)
     yield out
     for mw, _, _ in out.values():
@@ -151,8 +161,9 @@ def run_once(wsgi: Any, plan: Plan, log: Dict[str, Any]) -> Tuple[List[Any], Lis
     return calls, sr.written, chunks
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                     HealthCheck.too_slow])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(plan=plans, cap=st.sampled_from([0, 100, 1 << 20]))
 def test_wsgi_level_identical(middlewares: Dict[int, Any], plan: Plan, cap: int) -> None:
     mw, captured, current = middlewares[cap]
@@ -182,6 +193,7 @@ def test_wsgi_level_identical(middlewares: Dict[int, Any], plan: Plan, cap: int)
 
 
 # -- on the wire ---------------------------------------------------------------------------------------------------
+
 
 def echo_app(environ: Dict[str, Any], start_response: Any) -> Any:
     """Answers from what the request says: status, headers, chunks and how to read the body come in X-Plan."""
@@ -217,8 +229,9 @@ _NORMALISE = re.compile(rb"\r\n(Date|X-Moesif-Transaction-Id): [^\r]*")
 
 path_chars = st.sampled_from([*"abcXYZ019-._~/:@!$&'()*+,;=", "%20", "%25", "%2F", "%E9", "%C3%A9", "%FF", "%00"])
 query_chars = st.sampled_from([*"abc=&+-._~/?:@!$'()*,;", "%20", "%E9", "%C3%A9", "%3D"])
-latin1_value = st.text(st.characters(min_codepoint=0x21, max_codepoint=0xFF, exclude_characters="\x7f"),
-                       min_size=1, max_size=15)
+latin1_value = st.text(
+    st.characters(min_codepoint=0x21, max_codepoint=0xFF, exclude_characters="\x7f"), min_size=1, max_size=15
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -236,17 +249,41 @@ latin1_value = st.text(st.characters(min_codepoint=0x21, max_codepoint=0xFF, exc
     gen=st.booleans(),
     length=st.booleans(),
 )
-def test_wire_level_identical(two_servers: Tuple[int, int, MoesifMiddleware], method: str, path: str, query: str,
-                              headers: List[Tuple[str, str]], body: bytes, read: str, limit: int, status: str,
-                              out_headers: List[Tuple[str, str]], chunks: List[str], gen: bool, length: bool) -> None:
+def test_wire_level_identical(
+    two_servers: Tuple[int, int, MoesifMiddleware],
+    method: str,
+    path: str,
+    query: str,
+    headers: List[Tuple[str, str]],
+    body: bytes,
+    read: str,
+    limit: int,
+    status: str,
+    out_headers: List[Tuple[str, str]],
+    chunks: List[str],
+    gen: bool,
+    length: bool,
+) -> None:
     bare_port, wrapped_port, _ = two_servers
     if read == "all":
         read, limit = "read_n", len(body)  # never read past Content-Length on a raw socket
-    plan = {"read": read, "limit": limit, "n": 333, "status": status, "headers": out_headers, "chunks": chunks,
-            "gen": gen, "length": length}
+    plan = {
+        "read": read,
+        "limit": limit,
+        "n": 333,
+        "status": status,
+        "headers": out_headers,
+        "chunks": chunks,
+        "gen": gen,
+        "length": length,
+    }
     target = "/" + path + ("?" + query if query else "")
-    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close",
-             "X-Plan: " + json.dumps(plan, ensure_ascii=True)]
+    lines = [
+        f"{method} {target} HTTP/1.1",
+        "Host: 127.0.0.1",
+        "Connection: close",
+        "X-Plan: " + json.dumps(plan, ensure_ascii=True),
+    ]
     lines += [f"{k}: {v}" for k, v in headers]
     if body or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body)}")

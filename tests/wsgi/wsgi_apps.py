@@ -33,9 +33,9 @@ def stream_bytes(size: int, chunk: int) -> Iterator[bytes]:
         n = min(chunk, size - sent)
         start = sent % len(PATTERN)
         if start + n <= len(_BIG):
-            yield _BIG[start:start + n]
+            yield _BIG[start : start + n]
         else:
-            yield (PATTERN * ((start + n) // len(PATTERN) + 1))[start:start + n]
+            yield (PATTERN * ((start + n) // len(PATTERN) + 1))[start : start + n]
         sent += n
 
 
@@ -77,8 +77,9 @@ def flask_app() -> Any:
     @app.get("/stream")
     def stream() -> Any:
         size, chunk = int(request.args["size"]), int(request.args.get("chunk", 65536))
-        return Response(stream_bytes(size, chunk), mimetype="application/octet-stream",
-                        headers={"Content-Length": str(size)})
+        return Response(
+            stream_bytes(size, chunk), mimetype="application/octet-stream", headers={"Content-Length": str(size)}
+        )
 
     @app.get("/items/<item>")
     def item(item: str) -> Any:

@@ -24,8 +24,19 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIiwibmFtZSI6IkFsaWNlIn0.c2ln"
 BASIC_ALICE = "Basic " + base64.b64encode(b"alice:pw").decode()
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}$")
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-EVENT_KEYS = {"request", "response", "user_id", "company_id", "session_token", "tags", "metadata", "direction",
-              "weight", "blocked_by", "transaction_id"}
+EVENT_KEYS = {
+    "request",
+    "response",
+    "user_id",
+    "company_id",
+    "session_token",
+    "tags",
+    "metadata",
+    "direction",
+    "weight",
+    "blocked_by",
+    "transaction_id",
+}
 REQUEST_KEYS = {"time", "uri", "verb", "api_version", "ip_address", "headers", "body", "transfer_encoding"}
 RESPONSE_KEYS = {"time", "status", "ip_address", "headers", "body", "transfer_encoding"}
 
@@ -38,6 +49,7 @@ def settings_for(collector: Any, **extra: Any) -> Dict[str, Any]:
 
 
 # -- in-process server ---------------------------------------------------------------------------------------------
+
 
 class Server:
     def __init__(self, app: Any) -> None:
@@ -67,6 +79,7 @@ def serve(app: Any) -> Iterator[Server]:
 
 # -- raw HTTP -----------------------------------------------------------------------------------------------------
 
+
 def raw_request(port: int, data: bytes, timeout: float = 10.0) -> bytes:
     """Send ``data`` as is (it should ask for ``Connection: close``) and return every byte of the answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
@@ -93,6 +106,7 @@ def split_response(raw: bytes) -> Tuple[bytes, List[Tuple[bytes, bytes]], bytes]
 
 
 # -- events -------------------------------------------------------------------------------------------------------
+
 
 def check_shape(event: Dict[str, Any]) -> None:
     """Every key of WIRE.md is present, times are UTC ms, the transaction ids agree."""
@@ -134,6 +148,7 @@ def events_for(collector: Any, mw: Any, n: int, timeout: float = 10.0) -> List[D
 
 # -- direct WSGI calls (no server) ---------------------------------------------------------------------------------
 
+
 class Captured:
     """Replaces ``mw.agent.capture``: keeps the raw captures and builds their wire events with the real builder."""
 
@@ -160,8 +175,14 @@ class Captured:
         return events[0]
 
 
-def environ_for(method: str = "GET", path: str = "/", query: str = "", body: Optional[bytes] = None,
-                headers: Optional[Dict[str, str]] = None, **extra: Any) -> Dict[str, Any]:
+def environ_for(
+    method: str = "GET",
+    path: str = "/",
+    query: str = "",
+    body: Optional[bytes] = None,
+    headers: Optional[Dict[str, str]] = None,
+    **extra: Any,
+) -> Dict[str, Any]:
     env: Dict[str, Any] = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": "",
@@ -224,6 +245,7 @@ def call_wsgi(app: Any, environ: Dict[str, Any]) -> Tuple[StartResponse, List[by
 
 # -- subprocess servers --------------------------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -251,10 +273,29 @@ def wait_http(url: str, timeout: float = 20.0, proc: Optional[subprocess.Popen[b
 def gunicorn(framework: str, base_uri: str, *args: str, wrap: bool = True, **env_extra: str) -> Iterator[str]:
     """Run ``wsgi_apps:serving_app()`` under gunicorn on 127.0.0.1; yields its URL."""
     port = free_port()
-    env = dict(os.environ, WSGI_FRAMEWORK=framework, MOESIF_BASE_URI=base_uri, MOESIF_WRAP="1" if wrap else "0",
-               PYTHONUNBUFFERED="1", **env_extra)
-    cmd = [sys.executable, "-m", "gunicorn", "--chdir", str(HERE), "-b", f"127.0.0.1:{port}", "--log-level",
-           "warning", "--graceful-timeout", "3", *args, "wsgi_apps:serving_app()"]
+    env = dict(
+        os.environ,
+        WSGI_FRAMEWORK=framework,
+        MOESIF_BASE_URI=base_uri,
+        MOESIF_WRAP="1" if wrap else "0",
+        PYTHONUNBUFFERED="1",
+        **env_extra,
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--chdir",
+        str(HERE),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "--graceful-timeout",
+        "3",
+        *args,
+        "wsgi_apps:serving_app()",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -152,7 +152,7 @@ class CollectorHandler(BaseHTTPRequestHandler):
                 response = admin.handle(app, req)
             else:
                 response = web.handle(app, req)
-        except Exception as exc:  # never let a bug kill the connection without an answer
+        except Exception as exc:  # noqa: BLE001 - never let a bug kill the connection without an answer
             if not app.stopping.is_set():
                 traceback.print_exc(file=sys.stderr)
             response = error_response(500, f"internal error: {type(exc).__name__}: {exc}")

@@ -163,8 +163,11 @@ class Agent:
             if now - self._last_drop_log < DROP_LOG_INTERVAL:
                 return
             dropped, self._drops_since_log, self._last_drop_log = self._drops_since_log, 0, now
-        reason = "shut down" if self._shutdown else (
-            f"event queue full ({len(self._queue)} events, {self._queue.bytes} bytes)")
+        reason = (
+            "shut down"
+            if self._shutdown
+            else (f"event queue full ({len(self._queue)} events, {self._queue.bytes} bytes)")
+        )
         logger.warning("moesif: %s; dropped %d event(s) since the last message", reason, dropped)
 
     # -- workers -----------------------------------------------------------------------------------------------
@@ -217,8 +220,12 @@ class Agent:
             req = event.get("request") or {}
             resp = event.get("response") or {}
             status = resp.get("status")
-            fields = sampling_fields(req.get("verb"), urlsplit(str(req.get("uri") or "")).path or "/",
-                                     req.get("ip_address"), status if isinstance(status, int) else None)
+            fields = sampling_fields(
+                req.get("verb"),
+                urlsplit(str(req.get("uri") or "")).path or "/",
+                req.get("ip_address"),
+                status if isinstance(status, int) else None,
+            )
             keep, weight = draw(sampling_rate(config, fields, event.get("user_id"), event.get("company_id")), _rng)
         except Exception:
             logger.debug("moesif: sampling failed; keeping the event", exc_info=True)
@@ -257,16 +264,19 @@ class Agent:
                         self._ship(part, len(half) - bad, half)
                 return
             if not result.retryable:
-                logger.warning("moesif: the collector refused a batch of %d event(s) (%s); dropped", n,
-                               result.error)
+                logger.warning("moesif: the collector refused a batch of %d event(s) (%s); dropped", n, result.error)
                 self.stats.add(failed=n)  # after the log line: whoever watches the counter then sees both
                 return
             if result.status is not None and result.status >= 500 and result.status != 503:
                 server_errors += 1
                 if server_errors >= MAX_SERVER_ERROR_ATTEMPTS:
                     self.stats.add(failed=n)
-                    logger.warning("moesif: gave up on a batch of %d event(s) after %d server errors (%s)", n,
-                                   server_errors, result.error)
+                    logger.warning(
+                        "moesif: gave up on a batch of %d event(s) after %d server errors (%s)",
+                        n,
+                        server_errors,
+                        result.error,
+                    )
                     return
             self.stats.add(retried=1)
             wait = backoff * _rng.uniform(0.5, 1.5)
@@ -332,8 +342,11 @@ class Agent:
         if left:
             self.stats.add(failed=left)
         if left or not done:
-            logger.warning("moesif: %d event(s) not sent at exit (collector unreachable within %.1fs)",
-                           left + self._queue.inflight, timeout)
+            logger.warning(
+                "moesif: %d event(s) not sent at exit (collector unreachable within %.1fs)",
+                left + self._queue.inflight,
+                timeout,
+            )
         with self._signal:
             self._signal.notify_all()
         self.remote.stop()

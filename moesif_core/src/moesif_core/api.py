@@ -69,7 +69,9 @@ class MoesifAPIClient:
         if not isinstance(application_id, str) or not application_id.strip():
             raise ValueError("moesif: MoesifAPIClient needs your Moesif Application Id as its first argument.")
         self.client = IngestionClient(
-            application_id, base_uri or default_base_uri(), user_agent=f"moesif-core-python/{__version__}",
+            application_id,
+            base_uri or default_base_uri(),
+            user_agent=f"moesif-core-python/{__version__}",
             timeout=timeout,
         )
         self.api = MoesifAPI(self.client)
@@ -116,7 +118,5 @@ class ProfileHelpers:
     def update_subscription(self, subscription_profile: Mapping[str, Any], *_: Any) -> Optional[bool]:
         return self._profile_call("update_subscription", subscription_profile)
 
-    def update_subscriptions_batch(
-        self, subscription_profiles: Sequence[Mapping[str, Any]], *_: Any
-    ) -> Optional[bool]:
+    def update_subscriptions_batch(self, subscription_profiles: Sequence[Mapping[str, Any]], *_: Any) -> Optional[bool]:
         return self._profile_call("update_subscriptions_batch", subscription_profiles)

@@ -63,16 +63,19 @@ class AppConfig:
 
     @property
     def samples_everything(self) -> bool:
-        return (self.sample_rate >= 100 and not self.regex_config and not self.user_sample_rate
-                and not self.company_sample_rate)
+        return (
+            self.sample_rate >= 100
+            and not self.regex_config
+            and not self.user_sample_rate
+            and not self.company_sample_rate
+        )
 
     @classmethod
     def parse(cls, doc: Any) -> AppConfig:
         """Build from the decoded JSON document; ``ValueError`` if it is not a config object."""
         if not isinstance(doc, Mapping):
             raise ValueError(f"config must be a JSON object, got {type(doc).__name__}")
-        sample_rate = _rate(doc.get("sample_rate", 100), "sample_rate") if doc.get("sample_rate") is not None \
-            else 100.0
+        sample_rate = _rate(doc.get("sample_rate", 100), "sample_rate") if doc.get("sample_rate") is not None else 100.0
         maps: Dict[str, Dict[str, float]] = {}
         for key in ("user_sample_rate", "company_sample_rate"):
             raw = doc.get(key) or {}
@@ -92,8 +95,12 @@ class AppConfig:
             try:
                 if not isinstance(entry, Mapping):
                     raise ValueError("entry must be an object")
-                regex.append(RegexSampling(_conditions(entry.get("conditions") or [], f"regex_config[{i}]"),
-                                           _rate(entry.get("sample_rate"), f"regex_config[{i}]")))
+                regex.append(
+                    RegexSampling(
+                        _conditions(entry.get("conditions") or [], f"regex_config[{i}]"),
+                        _rate(entry.get("sample_rate"), f"regex_config[{i}]"),
+                    )
+                )
             except ValueError as exc:
                 logger.warning("moesif: config: regex_config[%d] ignored: %s", i, exc)
         return cls(
@@ -172,11 +179,16 @@ class Rule:
             if isinstance(var, Mapping) and isinstance(var.get("name"), str):
                 variables.append((var["name"], str(var.get("path", ""))))
         return cls(
-            id=rule_id, type=kind, block=block,
+            id=rule_id,
+            type=kind,
+            block=block,
             applied_to="not_matching" if raw.get("applied_to") == "not_matching" else "matching",
             applied_to_unidentified=bool(raw.get("applied_to_unidentified", False)),
-            groups=groups, status=status if isinstance(status, int) else None, headers=dict(headers),
-            body=response.get("body"), variables=variables,
+            groups=groups,
+            status=status if isinstance(status, int) else None,
+            headers=dict(headers),
+            body=response.get("body"),
+            variables=variables,
         )
 
 

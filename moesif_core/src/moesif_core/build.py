@@ -87,8 +87,9 @@ def _id(value: Any, what: str) -> Optional[str]:
         return value or None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    logger.warning("moesif: %s returned %s, expected a string; the event is sent without it", what,
-                   type(value).__name__)
+    logger.warning(
+        "moesif: %s returned %s, expected a string; the event is sent without it", what, type(value).__name__
+    )
     return None
 
 
@@ -194,8 +195,10 @@ class EventBuilder:
         now = time.monotonic()
         if now - self._last_mask_warning >= 60:
             self._last_mask_warning = now
-            logger.warning("moesif: MASK_EVENT_MODEL raised; such events are sent without bodies (logged at most "
-                           "once a minute)", exc_info=True)
+            logger.warning(
+                "moesif: MASK_EVENT_MODEL raised; such events are sent without bodies (logged at most once a minute)",
+                exc_info=True,
+            )
 
     def build(self, raw: RawCapture) -> Optional[Dict[str, Any]]:
         """The wire dict, after ``MASK_EVENT_MODEL``; ``None`` if the event cannot be built (logged)."""
@@ -205,8 +208,9 @@ class EventBuilder:
             now = time.monotonic()
             if now - self._last_build_warning >= 60:  # one bad adapter input must not flood the app's logs
                 self._last_build_warning = now
-                logger.warning("moesif: could not build an event; it is dropped (logged at most once a minute)",
-                               exc_info=True)
+                logger.warning(
+                    "moesif: could not build an event; it is dropped (logged at most once a minute)", exc_info=True
+                )
             return None
         mask = self.settings.mask_event_model
         if mask is not None:
@@ -233,14 +237,15 @@ class EventBuilder:
             elif isinstance(masked, dict):
                 return masked
             elif masked is not None:
-                logger.warning("moesif: MASK_EVENT_MODEL returned %s, expected an EventModel; using the event as "
-                               "masked in place", type(masked).__name__)
+                logger.warning(
+                    "moesif: MASK_EVENT_MODEL returned %s, expected an EventModel; using the event as masked in place",
+                    type(masked).__name__,
+                )
         for part in (event.request, event.response):
             if getattr(part, "body", None) == "" and getattr(part, "transfer_encoding", None) is None:
                 part.body = None
         try:
             return event.to_dict()
         except Exception:
-            logger.warning("moesif: MASK_EVENT_MODEL left an event that cannot be serialised; dropped",
-                           exc_info=True)
+            logger.warning("moesif: MASK_EVENT_MODEL left an event that cannot be serialised; dropped", exc_info=True)
             return None

@@ -129,12 +129,14 @@ class IngestionClient:
         if compress:
             body = gzip.compress(body, compresslevel=5)
             headers["Content-Encoding"] = "gzip"
-        return self.session.post(self.url(path), data=body, headers=headers,
-                                 timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout))
+        return self.session.post(
+            self.url(path), data=body, headers=headers, timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout)
+        )
 
     def get(self, path: str, headers: Optional[Mapping[str, str]] = None) -> requests.Response:
-        return self.session.get(self.url(path), headers=dict(headers or {}),
-                                timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout))
+        return self.session.get(
+            self.url(path), headers=dict(headers or {}), timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout)
+        )
 
     def send_events(self, body: bytes) -> SendResult:
         """POST an already serialised JSON array to ``/v1/events/batch``. Never raises."""

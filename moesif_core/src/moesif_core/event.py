@@ -38,7 +38,6 @@ class _Model(ABC):
 class EventRequestModel(_Model):
     """``request`` of an event."""
 
-
     def __init__(
         self,
         time: Any = None,
@@ -75,7 +74,6 @@ class EventRequestModel(_Model):
 class EventResponseModel(_Model):
     """``response`` of an event."""
 
-
     def __init__(
         self,
         time: Any = None,
@@ -105,7 +103,6 @@ class EventResponseModel(_Model):
 
 class EventModel(_Model):
     """One API call."""
-
 
     def __init__(
         self,

@@ -64,11 +64,11 @@ def _value(facts: RequestFacts, path: str) -> List[str]:
     if path in ("request.ip_address", "request.ip"):
         return [facts.ip] if facts.ip else []
     if path.startswith("request.headers."):
-        value = facts.headers.get(path[len("request.headers."):].lower())
+        value = facts.headers.get(path[len("request.headers.") :].lower())
         return [value] if value else []
     if path.startswith("request.body.") and isinstance(facts.body, Mapping):
         node: Any = facts.body
-        for part in path[len("request.body."):].split("."):
+        for part in path[len("request.body.") :].split("."):
             if not isinstance(node, Mapping) or part not in node:
                 return []
             node = node[part]
@@ -122,8 +122,9 @@ def _substitute(value: Any, variables: Sequence[tuple[str, str]], values: Mappin
     return value
 
 
-def _entity_rules(kind: str, entity: Optional[str], cohorts: Mapping[str, List[Any]], rules: Mapping[str, Rule],
-                  facts: RequestFacts) -> List[tuple[Rule, Mapping[str, Any]]]:
+def _entity_rules(
+    kind: str, entity: Optional[str], cohorts: Mapping[str, List[Any]], rules: Mapping[str, Rule], facts: RequestFacts
+) -> List[tuple[Rule, Mapping[str, Any]]]:
     of_kind = [r for r in rules.values() if r.type == kind]
     if entity is None:
         return [(r, {}) for r in of_kind if r.applied_to_unidentified and regex_matches(r, facts)]

@@ -41,6 +41,7 @@ def _std_dumps(obj: Any) -> bytes:
     except RecursionError as exc:  # absurd nesting: say so as a ValueError callers handle
         raise ValueError("too deeply nested to serialise") from exc
 
+
 try:
     import orjson
 

@@ -36,8 +36,7 @@ def start_outgoing_capture(settings: Settings, agent: Agent) -> bool:
             legacy = importlib.import_module("moesifpythonrequest.start_capture.start_capture")
             legacy.StartCapture().start_capture_outgoing(dict(settings.raw))
     except Exception:
-        logger.warning("moesif: could not start capturing outgoing requests; incoming capture goes on",
-                       exc_info=True)
+        logger.warning("moesif: could not start capturing outgoing requests; incoming capture goes on", exc_info=True)
         return False
     logger.debug("moesif: capturing outgoing requests")
     return True

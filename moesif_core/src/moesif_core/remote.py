@@ -28,8 +28,12 @@ State = Tuple[AppConfig, Sequence[Rule]]
 
 
 class RemoteConfig:
-    def __init__(self, client: IngestionClient, refresh_interval: float = REFRESH_INTERVAL,
-                 min_refetch_interval: float = MIN_REFETCH_INTERVAL) -> None:
+    def __init__(
+        self,
+        client: IngestionClient,
+        refresh_interval: float = REFRESH_INTERVAL,
+        min_refetch_interval: float = MIN_REFETCH_INTERVAL,
+    ) -> None:
         self.client = client
         self.refresh_interval = refresh_interval
         self.min_refetch_interval = min_refetch_interval

@@ -15,8 +15,9 @@ from typing import Mapping, Optional, Tuple
 from .appconfig import AppConfig
 
 
-def sampling_fields(verb: Optional[str], route: Optional[str], ip: Optional[str],
-                    status: Optional[int]) -> Mapping[str, str]:
+def sampling_fields(
+    verb: Optional[str], route: Optional[str], ip: Optional[str], status: Optional[int]
+) -> Mapping[str, str]:
     """The event fields ``regex_config`` conditions can name (``route`` is the path, without the query)."""
     fields = {}
     if verb:
@@ -30,8 +31,9 @@ def sampling_fields(verb: Optional[str], route: Optional[str], ip: Optional[str]
     return fields
 
 
-def sampling_rate(config: AppConfig, fields: Mapping[str, str], user_id: Optional[str] = None,
-                  company_id: Optional[str] = None) -> float:
+def sampling_rate(
+    config: AppConfig, fields: Mapping[str, str], user_id: Optional[str] = None, company_id: Optional[str] = None
+) -> float:
     for entry in config.regex_config:
         if entry.conditions and all(
             path in fields and pattern.search(fields[path]) for path, pattern in entry.conditions

@@ -1,7 +1,7 @@
 """moesifasgi: Moesif API monitoring for ASGI apps (FastAPI, Starlette, and any ASGI app).
 
-    from moesifasgi import MoesifMiddleware
-    app.add_middleware(MoesifMiddleware, settings={"APPLICATION_ID": "your application id"})
+from moesifasgi import MoesifMiddleware
+app.add_middleware(MoesifMiddleware, settings={"APPLICATION_ID": "your application id"})
 """
 
 from __future__ import annotations

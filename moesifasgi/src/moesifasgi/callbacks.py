@@ -38,9 +38,9 @@ _THREAD_MARK = "__moesif_run_in_thread__"
 def run_in_thread(fn: F) -> F:
     """Mark a plain-function callback that blocks, so that it always runs in a worker thread::
 
-        @run_in_thread
-        def identify_user(request, response):
-            return db.lookup(request.headers["x-api-key"])  # blocking I/O
+    @run_in_thread
+    def identify_user(request, response):
+        return db.lookup(request.headers["x-api-key"])  # blocking I/O
     """
     setattr(fn, _THREAD_MARK, True)
     return fn
@@ -85,7 +85,9 @@ class UserCallback:
                     logger.warning(
                         "moesif: the %s callback took %.1f ms on the event loop; it now runs in a worker thread. "
                         "Make it `async def`, or decorate it with moesifasgi.run_in_thread, to avoid even this "
-                        "first stall.", self.name, elapsed * 1000,
+                        "first stall.",
+                        self.name,
+                        elapsed * 1000,
                     )
             if inspect.isawaitable(result):
                 result = await result

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("moesif")
 
+
 def lower_headers(pairs: Sequence[Tuple[bytes, bytes]]) -> Dict[str, str]:
     out: Dict[str, str] = {}
     for key, value in pairs:
@@ -112,23 +113,32 @@ async def apply(mw: MoesifMiddleware, call: _Call, config: AppConfig, rules: Seq
     if not user_id:
         s = mw.moesif_settings
         user_id = user_from_headers(headers, s.authorization_header_name, s.authorization_user_id_field)
-    facts = RequestFacts(verb=call.method, uri=call.uri, path=path, ip=ip, headers=headers,
-                         user_id=str(user_id) if user_id is not None else None,
-                         company_id=str(company_id) if company_id is not None else None, body=body)
+    facts = RequestFacts(
+        verb=call.method,
+        uri=call.uri,
+        path=path,
+        ip=ip,
+        headers=headers,
+        user_id=str(user_id) if user_id is not None else None,
+        company_id=str(company_id) if company_id is not None else None,
+        body=body,
+    )
     decision = mw.agent.governor.evaluate(facts)
     if decision is None:
         return None
     if not decision.blocked:
-        call.extra_headers = [(k.lower().encode("latin-1"), str(v).encode("latin-1"))
-                              for k, v in decision.headers.items()]
+        call.extra_headers = [
+            (k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in decision.headers.items()
+        ]
         return None
     return decision
 
 
 def blocked_messages(decision: Decision) -> Tuple[Message, Message]:
     """The response a blocked call gets: the rule's status, headers and body."""
-    headers: List[Tuple[bytes, bytes]] = [(k.lower().encode("latin-1"), str(v).encode("latin-1"))
-                                          for k, v in decision.headers.items()]
+    headers: List[Tuple[bytes, bytes]] = [
+        (k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in decision.headers.items()
+    ]
     if not any(k == b"content-length" for k, _ in headers):
         headers.append((b"content-length", str(len(decision.body)).encode("ascii")))
     start: Message = {"type": "http.response.start", "status": decision.status or 403, "headers": headers}

@@ -114,16 +114,19 @@ class MoesifMiddleware(ProfileHelpers):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self.app
         if app is None:
-            raise RuntimeError("MoesifMiddleware was created without an app; use app.add_middleware(MoesifMiddleware, "
-                               "settings=...) or MoesifMiddleware(app, settings=...)")
+            raise RuntimeError(
+                "MoesifMiddleware was created without an app; use app.add_middleware(MoesifMiddleware, "
+                "settings=...) or MoesifMiddleware(app, settings=...)"
+            )
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
         try:
             call = _Call(self, scope, receive, send)
         except Exception:  # a scope we cannot read: serve it untouched rather than fail it
-            logger.warning("moesif: could not start capturing this request; it is served without capture",
-                           exc_info=True)
+            logger.warning(
+                "moesif: could not start capturing this request; it is served without capture", exc_info=True
+            )
             await app(scope, receive, send)
             return
         config, rules = self.agent.remote.current()
@@ -131,8 +134,9 @@ class MoesifMiddleware(ProfileHelpers):
             try:
                 decision = await governance.apply(self, call, config, rules)
             except Exception:
-                logger.warning("moesif: could not apply the sampling and governance config; the request goes on",
-                               exc_info=True)
+                logger.warning(
+                    "moesif: could not apply the sampling and governance config; the request goes on", exc_info=True
+                )
                 decision = None
             if decision is not None:  # blocked by a rule: the app is not called
                 call.blocked_by = decision.blocked_by
@@ -187,8 +191,9 @@ class MoesifMiddleware(ProfileHelpers):
                     decided = True
                 threaded = [(f, cb) for f, cb in self._field_callbacks if cb.in_thread]
                 if len(threaded) > 1:  # one thread hop for all of them (a hop costs ~100 us here)
-                    for field, value in (await anyio.to_thread.run_sync(call_all_sync, threaded, request,
-                                                                         response)).items():
+                    for field, value in (
+                        await anyio.to_thread.run_sync(call_all_sync, threaded, request, response)
+                    ).items():
                         fields[field] = await value if inspect.isawaitable(value) else value
                 for field, cb in self._field_callbacks:
                     if len(threaded) <= 1 or not cb.in_thread:
@@ -196,7 +201,7 @@ class MoesifMiddleware(ProfileHelpers):
         except Exception:  # UserCallback does not raise: this is for our own code
             logger.warning("moesif: error while calling the callbacks; the request is not affected", exc_info=True)
         except BaseException:  # cancelled all the same (a native task.cancel()): send what we have, unless SKIP
-            if decided:        # had not answered yet
+            if decided:  # had not answered yet
                 self._record(call, status, response_time, request_body, response_body, fields)
             raise
         self._record(call, status, response_time, request_body, response_body, fields)
@@ -294,9 +299,26 @@ class _Call:
     """One HTTP call passing through: the wrapped ``receive``/``send`` and what they saw."""
 
     __slots__ = (
-        "mw", "scope", "app_receive", "app_send", "method", "request_time", "uri", "request_headers",
-        "transaction_id", "tid_bytes", "request_body", "response_body", "status", "app_headers", "sent_headers",
-        "done", "disconnected", "weight", "blocked_by", "extra_headers",
+        "mw",
+        "scope",
+        "app_receive",
+        "app_send",
+        "method",
+        "request_time",
+        "uri",
+        "request_headers",
+        "transaction_id",
+        "tid_bytes",
+        "request_body",
+        "response_body",
+        "status",
+        "app_headers",
+        "sent_headers",
+        "done",
+        "disconnected",
+        "weight",
+        "blocked_by",
+        "extra_headers",
     )
 
     def __init__(self, mw: MoesifMiddleware, scope: Scope, receive: Receive, send: Send) -> None:

@@ -82,7 +82,8 @@ def start_outgoing_capture(settings: Settings, agent: Agent) -> None:
     except ImportError:
         logger.warning(
             "moesif: %s: CAPTURE_OUTGOING_REQUESTS is on but moesifpythonrequest is not installed; "
-            "reinstall moesifdjango (it depends on moesifpythonrequest) to capture outgoing calls.", WHERE,
+            "reinstall moesifdjango (it depends on moesifpythonrequest) to capture outgoing calls.",
+            WHERE,
         )
         return
     try:

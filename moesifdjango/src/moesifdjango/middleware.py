@@ -81,8 +81,11 @@ class DjangoProfileHelpers(ProfileHelpers):
             try:
                 payload = json.loads(payload)
             except ValueError:
-                logger.error("moesif: %s not sent: a profile must be a dict or a JSON object string; got a string "
-                             "that is not JSON.", name)
+                logger.error(
+                    "moesif: %s not sent: a profile must be a dict or a JSON object string; got a string "
+                    "that is not JSON.",
+                    name,
+                )
                 return False
         return super()._profile_call(name, payload)
 
@@ -202,8 +205,9 @@ class moesif_middleware(DjangoProfileHelpers):
         try:
             return blocked_response(decision)
         except Exception:  # a header value Django refuses (a newline...): still block, with the status alone
-            logger.warning("moesif: could not build a governance rule's response; sending its status only",
-                           exc_info=True)
+            logger.warning(
+                "moesif: could not build a governance rule's response; sending its status only", exc_info=True
+            )
             return HttpResponse(status=decision.status or 403)
 
     def flush(self, timeout: float = 5.0) -> bool:

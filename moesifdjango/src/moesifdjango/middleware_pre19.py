@@ -97,8 +97,10 @@ class MoesifMiddlewarePre19(DjangoProfileHelpers):
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         """Listed in ``MIDDLEWARE`` (Django 1.10+): the two hooks around ``get_response``, as ``MiddlewareMixin``."""
         if self.get_response is None:
-            raise TypeError("MoesifMiddlewarePre19() was built without get_response; list it in MIDDLEWARE_CLASSES "
-                            "(Django <= 1.9) or use moesifdjango.middleware.moesif_middleware.")
+            raise TypeError(
+                "MoesifMiddlewarePre19() was built without get_response; list it in MIDDLEWARE_CLASSES "
+                "(Django <= 1.9) or use moesifdjango.middleware.moesif_middleware."
+            )
         response: Optional[HttpResponseBase] = self.process_request(request)
         if response is None:
             response = self.get_response(request)

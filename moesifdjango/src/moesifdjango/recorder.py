@@ -46,8 +46,16 @@ _NONE: Values = (None, None, None, None, None)
 class Pending:
     """What :meth:`Recorder.begin` took from the request before the view ran."""
 
-    __slots__ = ("request_time", "transaction_id", "request_body", "declared_size", "capture", "weight",
-                 "blocked_by", "extra_headers")
+    __slots__ = (
+        "request_time",
+        "transaction_id",
+        "request_body",
+        "declared_size",
+        "capture",
+        "weight",
+        "blocked_by",
+        "extra_headers",
+    )
 
     def __init__(self, request_time: float, transaction_id: Optional[str]) -> None:
         self.request_time = request_time
@@ -97,8 +105,11 @@ def _sync_value(result: Any, name: str) -> Any:
         close = getattr(result, "close", None)
         if callable(close):
             close()
-        logger.warning("moesif: the %s callback is async; async callbacks are awaited only when the middleware "
-                       "runs in async mode (ASGI with an async-capable stack). Ignored.", name)
+        logger.warning(
+            "moesif: the %s callback is async; async callbacks are awaited only when the middleware "
+            "runs in async mode (ASGI with an async-capable stack). Ignored.",
+            name,
+        )
         return None
     return result
 
@@ -202,19 +213,29 @@ class Recorder:
         """Fill in the facts' user and company, calling ``IDENTIFY_USER``/``IDENTIFY_COMPANY`` with ``response``
         ``None`` (as the WSGI original did before the app)."""
         s = self.settings
-        user_id = _sync_value(call_user(s.identify_user, "IDENTIFY_USER", request, None), "IDENTIFY_USER") \
-            if s.identify_user is not None else None
-        company_id = _sync_value(call_user(s.identify_company, "IDENTIFY_COMPANY", request, None),
-                                 "IDENTIFY_COMPANY") if s.identify_company is not None else None
+        user_id = (
+            _sync_value(call_user(s.identify_user, "IDENTIFY_USER", request, None), "IDENTIFY_USER")
+            if s.identify_user is not None
+            else None
+        )
+        company_id = (
+            _sync_value(call_user(s.identify_company, "IDENTIFY_COMPANY", request, None), "IDENTIFY_COMPANY")
+            if s.identify_company is not None
+            else None
+        )
         self._set_ids(facts, self.early_user(request, user_id, facts.headers, may_load), company_id)
 
     async def aearly_ids(self, request: HttpRequest, facts: RequestFacts) -> None:
         """As :meth:`early_ids`, on the event loop (``request.user`` only if the app already resolved it)."""
         s = self.settings
-        user_id = await _async_call(s.identify_user, "IDENTIFY_USER", request, None) \
-            if s.identify_user is not None else None
-        company_id = await _async_call(s.identify_company, "IDENTIFY_COMPANY", request, None) \
-            if s.identify_company is not None else None
+        user_id = (
+            await _async_call(s.identify_user, "IDENTIFY_USER", request, None) if s.identify_user is not None else None
+        )
+        company_id = (
+            await _async_call(s.identify_company, "IDENTIFY_COMPANY", request, None)
+            if s.identify_company is not None
+            else None
+        )
         self._set_ids(facts, self.early_user(request, user_id, facts.headers, False), company_id)
 
     @staticmethod

@@ -17,6 +17,7 @@ from moesif_core import BodyTap
 
 logger = logging.getLogger("moesif")
 
+
 def header_pairs(meta: Any) -> List[Tuple[str, Any]]:
     """The request headers as ``request.META`` holds them (``HTTP_X_CASE``, ``CONTENT_TYPE``...), for the core's
     ``wsgi_headers`` naming. The same under WSGI and ASGI: Django builds ``META`` alike for both."""

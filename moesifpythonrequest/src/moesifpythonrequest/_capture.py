@@ -32,8 +32,9 @@ def _patches() -> List[Patch]:
         try:
             from . import _httpx
         except Exception:  # an httpx too old or broken to patch must not stop requests capture
-            logger.warning("moesif: httpx is installed but could not be patched; its calls are not captured",
-                           exc_info=True)
+            logger.warning(
+                "moesif: httpx is installed but could not be patched; its calls are not captured", exc_info=True
+            )
         else:
             patches.extend(_httpx.PATCHES)
     return patches
@@ -111,8 +112,11 @@ def stop(timeout: Optional[float] = None) -> bool:
         owned, _owned_agent = _owned_agent, None
         for patch in _installed_patches():
             if not patch.uninstall():
-                logger.debug("moesif: %s.%s was wrapped again after us; ours stays in its chain as a no-op",
-                             patch.owner.__name__, patch.name)
+                logger.debug(
+                    "moesif: %s.%s was wrapped again after us; ours stays in its chain as a no-op",
+                    patch.owner.__name__,
+                    patch.name,
+                )
         _state.reset_internal_prefixes()
     if owned is not None:
         owned.shutdown(timeout)

@@ -144,8 +144,7 @@ class ResponseTap:
             if self.body is not None and chunk:
                 self.body.feed(chunk)
         except Exception:
-            logger.warning("moesif: error while tapping a Tornado response; the request is not affected",
-                           exc_info=True)
+            logger.warning("moesif: error while tapping a Tornado response; the request is not affected", exc_info=True)
         return status_code, headers, chunk
 
     def transform_chunk(self, chunk: bytes, finishing: bool) -> bytes:
@@ -210,8 +209,9 @@ def _log_access(handler: RequestHandler) -> None:
     else:
         level = logging.ERROR
     if access_log.isEnabledFor(level):
-        access_log.log(level, "%d %s %.2fms", status, handler._request_summary(),
-                       1000.0 * handler.request.request_time())
+        access_log.log(
+            level, "%d %s %.2fms", status, handler._request_summary(), 1000.0 * handler.request.request_time()
+        )
 
 
 # -- the middleware ----------------------------------------------------------------------------------------------
@@ -232,8 +232,9 @@ class MoesifMiddleware(ProfileHelpers):
     """
 
     def __init__(self, moesif_config: Optional[Mapping[str, Any]]) -> None:
-        self.settings = Settings.from_mapping(moesif_config, where="moesiftornado's moesif_config",
-                                              defaults=TORNADO_DEFAULTS)
+        self.settings = Settings.from_mapping(
+            moesif_config, where="moesiftornado's moesif_config", defaults=TORNADO_DEFAULTS
+        )
         #: The dict as given (the original kept it under this name).
         self.moesif_config = moesif_config
         self.agent = Agent(self.settings, user_agent=USER_AGENT)
@@ -287,9 +288,11 @@ class MoesifMiddleware(ProfileHelpers):
             return
         self._late.add(app)
         self.attach(app)
-        logger.info("moesif: attached to a Tornado Application that was not constructed with "
-                    "log_function=middleware.log_event; response bodies and the X-Moesif-Transaction-Id header "
-                    "start with its next request")
+        logger.info(
+            "moesif: attached to a Tornado Application that was not constructed with "
+            "log_function=middleware.log_event; response bodies and the X-Moesif-Transaction-Id header "
+            "start with its next request"
+        )
 
     # -- the request path --------------------------------------------------------------------------------------
 
@@ -302,8 +305,9 @@ class MoesifMiddleware(ProfileHelpers):
         try:
             self._capture(handler)
         except Exception:
-            logger.warning("moesif: error while capturing a Tornado request; the request is not affected",
-                           exc_info=True)
+            logger.warning(
+                "moesif: error while capturing a Tornado request; the request is not affected", exc_info=True
+            )
 
     def _sample(self, request: HTTPServerRequest) -> Optional[int]:
         """The early sampling decision (see the module docstring): ``None`` to drop the call, else its weight

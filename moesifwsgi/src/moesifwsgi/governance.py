@@ -37,6 +37,7 @@ logger = logging.getLogger("moesif")
 
 _UNPREFIXED = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
 
+
 def lower_headers(environ: Dict[str, Any]) -> Dict[str, str]:
     """The request headers with lower-case names (``x-api-key``), as rules and identity name them."""
     out: Dict[str, str] = {}
@@ -104,9 +105,16 @@ def apply(call: Call, environ: Dict[str, Any], config: AppConfig, rules: Sequenc
             body = _read_ahead(call, environ)
         except Exception:
             logger.debug("moesif: could not read the body ahead for governance", exc_info=True)
-    facts = RequestFacts(verb=call.method, uri=call.uri, path=path, ip=ip, headers=headers,
-                         user_id=str(user_id) if user_id is not None else None,
-                         company_id=str(company_id) if company_id is not None else None, body=body)
+    facts = RequestFacts(
+        verb=call.method,
+        uri=call.uri,
+        path=path,
+        ip=ip,
+        headers=headers,
+        user_id=str(user_id) if user_id is not None else None,
+        company_id=str(company_id) if company_id is not None else None,
+        body=body,
+    )
     decision = mw.agent.governor.evaluate(facts)
     if decision is None:
         return None

@@ -319,8 +319,14 @@ class MoesifMiddleware(ProfileHelpers):
         self.get_api_version = callback(opts.get_api_version, "GET_API_VERSION")
         self.has_callbacks = any(
             cb is not None
-            for cb in (self.skip, self.identify_user, self.identify_company, self.get_metadata,
-                       self.get_session_token, self.get_api_version)
+            for cb in (
+                self.skip,
+                self.identify_user,
+                self.identify_company,
+                self.get_metadata,
+                self.get_session_token,
+                self.get_api_version,
+            )
         )
         self.agent = Agent(opts, user_agent=USER_AGENT)
         self._samples_all: Any = None
@@ -335,16 +341,18 @@ class MoesifMiddleware(ProfileHelpers):
         try:
             call = Call(self, environ, start_response)
         except Exception:
-            logger.warning("moesif: could not start capturing this request; it is served without capture",
-                           exc_info=True)
+            logger.warning(
+                "moesif: could not start capturing this request; it is served without capture", exc_info=True
+            )
             return self.app(environ, start_response)
         config, rules = self.agent.remote.current()
         if rules or (config is not self._samples_all and not self._check_samples_all(config)):
             try:
                 blocked = governance.apply(call, environ, config, rules)
             except Exception:
-                logger.warning("moesif: could not apply the sampling and governance config; the request goes on",
-                               exc_info=True)
+                logger.warning(
+                    "moesif: could not apply the sampling and governance config; the request goes on", exc_info=True
+                )
                 blocked = None
             if blocked is not None:
                 return blocked

@@ -81,7 +81,8 @@ class Callback:
                 self._last_slow_log = now
                 logger.warning(
                     "moesif: the %s callback took %.0f ms; it runs on the request thread at the end of each "
-                    "response, so keep it fast (this message repeats at most once a minute)", self.name,
+                    "response, so keep it fast (this message repeats at most once a minute)",
+                    self.name,
                     elapsed * 1000,
                 )
         return result

@@ -48,4 +48,3 @@ class ClosingResponse:
             raise
         finally:
             self._call.finish()
-
