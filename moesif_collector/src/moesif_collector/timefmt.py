@@ -57,16 +57,6 @@ def parse_time(value: object) -> datetime | None:
     return parsed
 
 
-def normalize_time(value: object) -> str | None:
-    """Return the storage form of an event time: normalised when parseable, else the raw string."""
-    parsed = parse_time(value)
-    if parsed is not None:
-        return format_time(parsed)
-    if isinstance(value, str):
-        return value
-    return None
-
-
 def elapsed_ms(begin: datetime | None, end: datetime | None) -> float | None:
     """Milliseconds from ``begin`` to ``end`` (rounded to the microsecond), ``None`` if either is missing."""
     if begin is None or end is None:

@@ -13,7 +13,7 @@ import logging
 import math
 import warnings
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 DEFAULT_BASE_URI = "https://api.moesif.net"
@@ -26,15 +26,6 @@ DEFAULT_EVENT_QUEUE_MAX_BYTES = 64 * 1024 * 1024
 logger = logging.getLogger("moesif")
 
 Callback = Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class _Key:
-    """How one settings key is checked and where its value goes."""
-
-    attr: str
-    kinds: Tuple[type, ...]
-    expected: str
 
 
 _BOOL = ((bool, int), "True or False")
@@ -267,11 +258,3 @@ def _unknown_key(key: str, where: str) -> None:
     close = difflib.get_close_matches(key.upper(), list(_SPEC) + sorted(ACCEPTED_IGNORED_KEYS), n=1, cutoff=0.75)
     hint = f" Did you mean {close[0]!r}?" if close else f" Known settings: {', '.join(sorted(_SPEC))}."
     raise ValueError(f"{where}: unknown setting {key!r}.{hint}")
-
-
-def known_keys() -> Sequence[str]:
-    """Every settings key accepted, aliases included."""
-    return sorted(_SPEC)
-
-
-SettingsLike = Union[Settings, Mapping[str, Any]]

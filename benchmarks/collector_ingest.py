@@ -7,7 +7,7 @@ before the clock starts, so the figure is the collector's (receive, inflate, par
 SQLite), not the senders'. A 201 means the batch is committed, so the clock stops at the last answer;
 the stored count is then checked to be exact.
 
-    python moesif_collector/bench_ingest.py [--processes 4] [--batches 50] [--batch-size 100]
+    python benchmarks/collector_ingest.py [--processes 4] [--batches 50] [--batch-size 100]
 """
 
 from __future__ import annotations
