@@ -8,18 +8,23 @@ from .agent import Agent
 from .api import MoesifAPI, MoesifAPIClient, ProfileHelpers
 from .body import TRUNCATED_METADATA_KEY, BodyTap, encode_body
 from .build import TRANSACTION_ID_HEADER, EventBuilder
+from .callbacks import FIELD_CALLBACKS, field_callbacks
 from .capture import RawCapture
 from .client import IngestionClient, MoesifAPIError
+from .environ import content_length, environ_header_pairs
 from .event import EventModel, EventRequestModel, EventResponseModel
 from .guard import call_user, capture_internal_exceptions
-from .ids import new_transaction_id
+from .ids import new_transaction_id, transaction_id_for
 from .masking import MASK
+from .preapp import EarlyDecision, PreApp, json_body, lower_headers
 from .settings import Settings
 from .version import __version__
 
 __all__ = [
+    "FIELD_CALLBACKS",
     "Agent",
     "BodyTap",
+    "EarlyDecision",
     "EventBuilder",
     "EventModel",
     "EventRequestModel",
@@ -29,6 +34,7 @@ __all__ = [
     "MoesifAPI",
     "MoesifAPIClient",
     "MoesifAPIError",
+    "PreApp",
     "ProfileHelpers",
     "RawCapture",
     "Settings",
@@ -37,6 +43,12 @@ __all__ = [
     "__version__",
     "call_user",
     "capture_internal_exceptions",
+    "content_length",
     "encode_body",
+    "environ_header_pairs",
+    "field_callbacks",
+    "json_body",
+    "lower_headers",
     "new_transaction_id",
+    "transaction_id_for",
 ]

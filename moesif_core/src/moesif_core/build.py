@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any, Dict, Mapping, Optional
 
 from .body import TRUNCATED_METADATA_KEY, BodyTap, encode_body
 from .capture import HeaderPairs, RawCapture
 from .event import EventModel, EventRequestModel, EventResponseModel
 from .identity import client_ip, user_from_headers
+from .ids import new_transaction_id
 from .masking import mask_body, mask_headers, normalise
 from .settings import Settings
 from .timeutil import format_time
@@ -109,8 +109,14 @@ class EventBuilder:
         s = self.settings
         req_headers = headers_dict(raw.request_headers, raw.wsgi_headers)
         lower = {k.lower(): v for k, v in req_headers.items()}
-        if raw.transaction_id and _TID_LOWER not in lower:
-            req_headers[TRANSACTION_ID_HEADER] = raw.transaction_id
+        tid = raw.transaction_id
+        if tid:
+            sent = lower.get(_TID_LOWER)
+            if sent != tid:
+                if sent is not None:  # the caller's id was not reused: the event shows the one the call got
+                    for name in [n for n in req_headers if n.lower() == _TID_LOWER]:
+                        del req_headers[name]
+                req_headers[TRANSACTION_ID_HEADER] = tid
         resp_headers = headers_dict(raw.response_headers)
 
         user_id = _id(raw.user_id, "IDENTIFY_USER")
@@ -180,7 +186,7 @@ class EventBuilder:
             direction=raw.direction,
             weight=raw.weight if raw.weight is not None else 1,
             blocked_by=raw.blocked_by,
-            transaction_id=raw.transaction_id or str(uuid.uuid4()),
+            transaction_id=tid or new_transaction_id(),
         )
 
     @staticmethod
