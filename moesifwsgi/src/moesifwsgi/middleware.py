@@ -22,9 +22,6 @@ propagates unchanged.
 from __future__ import annotations
 
 import logging
-import os
-import random
-import re
 import time
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
@@ -33,16 +30,20 @@ from moesif_core import (
     Agent,
     BodyTap,
     MoesifAPI,
+    PreApp,
     ProfileHelpers,
     RawCapture,
     capture_internal_exceptions,
+    content_length,
     encode_body,
+    environ_header_pairs,
+    transaction_id_for,
 )
 
 from . import governance
-from .options import build_settings, callback
+from .options import build_settings, callback, field_callbacks
 from .outgoing import start_outgoing_capture
-from .request_body import TeeInput, content_length, read_rest
+from .request_body import TeeInput, read_rest
 from .response import ClosingResponse
 from .uri import request_uri
 from .version import __version__
@@ -55,8 +56,6 @@ WSGIApp = Callable[[Dict[str, Any], StartResponse], Iterable[bytes]]
 
 USER_AGENT = f"moesifwsgi-python/{__version__}"
 
-#: An incoming ``X-Moesif-Transaction-Id`` is reused (as the originals do) when it looks like an id.
-_VALID_TRANSACTION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}").fullmatch
 _INCOMING_TRANSACTION_KEY = "HTTP_X_MOESIF_TRANSACTION_ID"
 _CGI_AUTHORIZATION = "HTTP_CGI_AUTHORIZATION"
 
@@ -68,20 +67,6 @@ def _status_code(status: Optional[str]) -> Optional[int]:
         return int(status[:3])
     except (TypeError, ValueError):
         return None
-
-
-_rng = random.Random()
-if hasattr(os, "register_at_fork"):  # a forked child must not repeat its parent's ids
-    os.register_at_fork(after_in_child=_rng.seed)
-_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID_SET = (0x4000 << 64) | (0x8000 << 48)
-
-
-def transaction_id() -> str:
-    """A random (version 4) UUID, as text. Four times cheaper than ``str(uuid.uuid4())``: the id only has to be
-    unique, not secret, so it comes from a private PRNG seeded from ``os.urandom`` (and re-seeded after a fork)."""
-    h = "%032x" % (_rng.getrandbits(128) & _UUID_CLEAR | _UUID_SET)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class Call:
@@ -121,27 +106,14 @@ class Call:
         self.uri = request_uri(environ)
         # The header items of the environ as they arrived; the worker turns ``HTTP_X_CASE`` into ``X-Case``.
         # (Copying the whole environ would be cheaper here but costs the worker more than it saves.)
-        headers: Headers = [item for item in environ.items() if item[0][:5] == "HTTP_"]
-        ctype = environ.get("CONTENT_TYPE")
-        if ctype:
-            headers.append(("CONTENT_TYPE", ctype))
-        clen = environ.get("CONTENT_LENGTH")
-        if clen:
-            headers.append(("CONTENT_LENGTH", clen))
+        headers: Headers = environ_header_pairs(environ)
         if _CGI_AUTHORIZATION in environ:  # Apache/mod_wsgi setups pass Authorization under this name
             headers = [("HTTP_AUTHORIZATION", v) if k == _CGI_AUTHORIZATION else (k, v) for k, v in headers]
-        self.peer_ip: Optional[str] = environ.get("REMOTE_ADDR")
-        self.transaction_id: Optional[str] = None
-        if not mw.disable_transaction_id:
-            incoming = environ.get(_INCOMING_TRANSACTION_KEY)
-            if incoming is None:
-                self.transaction_id = transaction_id()
-            elif _VALID_TRANSACTION_ID(incoming):
-                self.transaction_id = incoming
-            else:
-                self.transaction_id = transaction_id()
-                headers = [h for h in headers if h[0] != _INCOMING_TRANSACTION_KEY]
         self.request_headers = headers
+        self.peer_ip: Optional[str] = environ.get("REMOTE_ADDR")
+        self.transaction_id: Optional[str] = (
+            None if mw.disable_transaction_id else transaction_id_for(environ.get(_INCOMING_TRANSACTION_KEY))
+        )
         self.status: Optional[str] = None
         self.response_headers: Optional[Headers] = None
         #: headers of non-blocking governance rules, added to the app's
@@ -156,6 +128,7 @@ class Call:
         self.content_length: Optional[int] = None
         if mw.log_body:
             limit = mw.max_body_size
+            clen = environ.get("CONTENT_LENGTH")
             if (clen and clen != "0") or "HTTP_TRANSFER_ENCODING" in environ:
                 stream = environ.get("wsgi.input")
                 if stream is not None:
@@ -240,10 +213,9 @@ class Call:
         if request_tap is not None:
             read_rest(self.input_stream, request_tap, self.content_length)
         response_headers: Tuple[Tuple[str, str], ...] = tuple(self.response_headers or ())
-        user_id = company_id = session_token = metadata = api_version = None
         environ = self.environ
+        headers_map: Optional[Dict[str, str]] = None
         if mw.has_callbacks and environ is not None:
-            app = mw.app
             headers_map = dict(response_headers)
             with capture_internal_exceptions("setting the moesif.* environ keys"):
                 body = None
@@ -254,19 +226,9 @@ class Call:
                 kept = response_tap.data() if response_tap is not None and response_tap.kept else b""
                 environ["moesif.response_body_chunks"] = [kept] if kept else []
                 environ["moesif.response_headers"] = headers_map
-            if mw.skip is not None and mw.skip(app, environ, headers_map):
+            if mw.skip is not None and mw.skip(mw.app, environ, headers_map):
                 logger.debug("moesif: event skipped by SKIP")
                 return
-            if mw.identify_user is not None:
-                user_id = mw.identify_user(app, environ, headers_map)
-            if mw.identify_company is not None:
-                company_id = mw.identify_company(app, environ, headers_map)
-            if mw.get_metadata is not None:
-                metadata = mw.get_metadata(app, environ, headers_map)
-            if mw.get_session_token is not None:
-                session_token = mw.get_session_token(app, environ, headers_map)
-            if mw.get_api_version is not None:
-                api_version = mw.get_api_version(app, environ, headers_map)
         raw = RawCapture(
             method=self.method,
             uri=self.uri,
@@ -279,16 +241,15 @@ class Call:
             response_headers=response_headers,
             response_body=self.response_tap,
             peer_ip=self.peer_ip,
-            user_id=user_id,
-            company_id=company_id,
-            session_token=session_token,
-            metadata=metadata,
-            api_version=api_version,
             transaction_id=self.transaction_id,
             blocked_by=self.blocked_by,
             weight=self.weight,
             log_body=mw.log_body,
         )
+        if headers_map is not None and environ is not None:
+            app = mw.app
+            for field, cb in mw.field_callbacks:
+                setattr(raw, field, cb(app, environ, headers_map))
         mw.agent.capture(raw)
 
 
@@ -312,24 +273,16 @@ class MoesifMiddleware(ProfileHelpers):
         self.disable_transaction_id = opts.disable_transaction_id
         self.api_version = opts.api_version
         self.skip = callback(opts.skip, "SKIP")
-        self.identify_user = callback(opts.identify_user, "IDENTIFY_USER", headers_arg=True)
-        self.identify_company = callback(opts.identify_company, "IDENTIFY_COMPANY", headers_arg=True)
-        self.get_metadata = callback(opts.get_metadata, "GET_METADATA")
-        self.get_session_token = callback(opts.get_session_token, "GET_SESSION_TOKEN")
-        self.get_api_version = callback(opts.get_api_version, "GET_API_VERSION")
-        self.has_callbacks = any(
-            cb is not None
-            for cb in (
-                self.skip,
-                self.identify_user,
-                self.identify_company,
-                self.get_metadata,
-                self.get_session_token,
-                self.get_api_version,
-            )
-        )
+        #: ``(RawCapture attribute, callback)`` for the callbacks that are set, in the core's order
+        self.field_callbacks = field_callbacks(opts)
+        by_field = dict(self.field_callbacks)
+        #: called before the app too, when there are governance rules
+        self.identify_user = by_field.get("user_id")
+        self.identify_company = by_field.get("company_id")
+        self.has_callbacks = self.skip is not None or bool(self.field_callbacks)
         self.agent = Agent(opts, user_agent=USER_AGENT)
-        self._samples_all: Any = None
+        #: early sampling and governance, decided by the core
+        self.preapp = PreApp(self.agent)
         #: The ingestion client (``update_user`` and friends go through it) and the originals' ``api_client``.
         self.client = self.agent.client
         self.api_client = MoesifAPI(self.client)
@@ -345,10 +298,10 @@ class MoesifMiddleware(ProfileHelpers):
                 "moesif: could not start capturing this request; it is served without capture", exc_info=True
             )
             return self.app(environ, start_response)
-        config, rules = self.agent.remote.current()
-        if rules or (config is not self._samples_all and not self._check_samples_all(config)):
+        early = self.preapp.begin()
+        if early is not None:
             try:
-                blocked = governance.apply(call, environ, config, rules)
+                blocked = governance.apply(call, environ, early)
             except Exception:
                 logger.warning(
                     "moesif: could not apply the sampling and governance config; the request goes on", exc_info=True
@@ -366,13 +319,6 @@ class MoesifMiddleware(ProfileHelpers):
         except Exception:  # should not happen; never lose the app's response over it
             logger.warning("moesif: could not wrap the response; it is served without capture", exc_info=True)
             return result
-
-    def _check_samples_all(self, config: Any) -> bool:
-        """Whether ``config`` samples every call (remembered, so the common case is one identity check)."""
-        if config.samples_everything:
-            self._samples_all = config
-            return True
-        return False
 
     # -- shipping control ----------------------------------------------------------------------------------------
 

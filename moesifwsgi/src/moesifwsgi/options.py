@@ -9,9 +9,10 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from moesif_core import Settings, call_user
+from moesif_core.callbacks import field_callbacks as core_field_callbacks
 
 logger = logging.getLogger("moesif")
 
@@ -90,3 +91,12 @@ class Callback:
 
 def callback(fn: Optional[Callable[..., Any]], name: str, headers_arg: bool = False) -> Optional[Callback]:
     return Callback(fn, name, headers_arg) if fn is not None else None
+
+
+#: The callbacks that also take the response headers (``(app, environ, response_headers)``) when they can.
+_HEADERS_ARG = ("IDENTIFY_USER", "IDENTIFY_COMPANY")
+
+
+def field_callbacks(settings: Settings) -> List[Tuple[str, Callback]]:
+    """``(RawCapture attribute, callback)`` for each field callback the settings set, in the core's order."""
+    return [(field, Callback(fn, name, name in _HEADERS_ARG)) for name, field, fn in core_field_callbacks(settings)]

@@ -104,14 +104,3 @@ def read_rest(stream: Any, tap: BodyTap, content_length: Optional[int]) -> None:
             logger.debug("moesif: could not read the rest of the request body", exc_info=True)
     if content_length > tap.total:
         tap.total = content_length
-
-
-def content_length(value: Any) -> Optional[int]:
-    """``CONTENT_LENGTH`` as an int; ``None`` when absent or malformed."""
-    if not value:
-        return None
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        return None
-    return n if n >= 0 else None
