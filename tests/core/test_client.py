@@ -151,6 +151,34 @@ def test_middleware_helpers_log_instead_of_raising(caplog: pytest.LogCaptureFixt
     assert "my-app-id" not in caplog.text
 
 
+@responses.activate
+def test_profile_failures_log_one_line_with_one_prefix(caplog: pytest.LogCaptureFixture) -> None:
+    """Each way a profile helper fails gives one log line, with the ``moesif:`` prefix once (the exceptions it
+    reports carry none of their own)."""
+    responses.post(BASE + "/v1/users", status=500, body="try later")
+    responses.post(BASE + "/v1/companies", body=requests.ConnectionError("refused"))
+
+    class Middleware(ProfileHelpers):
+        def __init__(self) -> None:
+            self.client = client()
+
+    mw = Middleware()
+    caplog.set_level(logging.INFO, logger="moesif")
+    assert mw.update_user({"company_id": "c"}) is False
+    assert [r.getMessage() for r in caplog.records] == [
+        "moesif: update_user not sent: a user profile needs 'user_id'; 'user_id' is missing or empty in ['company_id']."
+    ]
+    assert mw.update_users_batch({"user_id": "u"}) is False  # type: ignore[arg-type]
+    assert mw.update_user({"user_id": "u"}) is False
+    assert mw.update_company({"company_id": "c"}) is False
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4, lines
+    assert lines[1] == "moesif: update_users_batch not sent: the users batch must be a list of user dicts, got dict."
+    assert lines[2] == f"moesif: update_user not sent: {BASE}/v1/users answered HTTP 500: try later"
+    assert lines[3].startswith(f"moesif: update_company not sent: could not reach {BASE}/v1/companies: ")
+    assert all(line.count("moesif:") == 1 for line in lines), lines
+
+
 def test_api_client_needs_an_application_id() -> None:
     with pytest.raises(ValueError, match="Application Id"):
         MoesifAPIClient("")

@@ -54,9 +54,9 @@ class MoesifAPI:
         try:
             resp = self.client.post(path, dumps(payload))
         except requests.RequestException as exc:
-            raise MoesifAPIError(f"moesif: could not reach {self.client.url(path)}: {exc}") from exc
+            raise MoesifAPIError(f"could not reach {self.client.url(path)}: {exc}") from exc
         if not 200 <= resp.status_code < 300:
-            raise MoesifAPIError(f"moesif: {path} answered HTTP {resp.status_code}", resp.status_code)
+            raise MoesifAPIError(f"{path} answered HTTP {resp.status_code}", resp.status_code)
 
 
 class MoesifAPIClient:
@@ -67,7 +67,7 @@ class MoesifAPIClient:
 
     def __init__(self, application_id: str, base_uri: Optional[str] = None, timeout: float = 10.0) -> None:
         if not isinstance(application_id, str) or not application_id.strip():
-            raise ValueError("moesif: MoesifAPIClient needs your Moesif Application Id as its first argument.")
+            raise ValueError("MoesifAPIClient needs your Moesif Application Id as its first argument.")
         self.client = IngestionClient(
             application_id,
             base_uri or default_base_uri(),
@@ -95,7 +95,7 @@ class ProfileHelpers:
             logger.error("moesif: %s not sent: %s", name, exc)
             return False
         except MoesifAPIError as exc:
-            logger.warning("%s", exc)
+            logger.warning("moesif: %s not sent: %s", name, exc)
             return False
         except Exception:
             logger.warning("moesif: %s failed", name, exc_info=True)

@@ -166,10 +166,10 @@ class IngestionClient:
             # profiles go uncompressed, as the originals send them (they are small)
             resp = self.post(path, dumps(payload), compress=False)
         except requests.RequestException as exc:
-            raise MoesifAPIError(f"moesif: could not reach {self.url(path)}: {exc}") from exc
+            raise MoesifAPIError(f"could not reach {self.url(path)}: {exc}") from exc
         if not 200 <= resp.status_code < 300:
             raise MoesifAPIError(
-                f"moesif: {self.url(path)} answered HTTP {resp.status_code}: {resp.text[:200]}", resp.status_code
+                f"{self.url(path)} answered HTTP {resp.status_code}: {resp.text[:200]}", resp.status_code
             )
 
     def update_user(self, user: Mapping[str, Any]) -> None:
@@ -210,7 +210,7 @@ def _plain(profile: Any) -> Dict[str, Any]:
                 return dict(result)
     if hasattr(profile, "__dict__"):
         return {k: v for k, v in vars(profile).items() if not k.startswith("_") and v is not None}
-    raise TypeError(f"moesif: a profile must be a dict, got {type(profile).__name__}.")
+    raise TypeError(f"a profile must be a dict, got {type(profile).__name__}.")
 
 
 def validate_profile(profile: Any, kind: str) -> Dict[str, Any]:
@@ -220,7 +220,7 @@ def validate_profile(profile: Any, kind: str) -> Dict[str, Any]:
         value = data.get(key)
         if value is None or (isinstance(value, str) and not value.strip()):
             raise ValueError(
-                f"moesif: a {kind} profile needs {' and '.join(repr(k) for k in _REQUIRED[kind])}; "
+                f"a {kind} profile needs {' and '.join(repr(k) for k in _REQUIRED[kind])}; "
                 f"{key!r} is missing or empty in {sorted(data)!r}."
             )
     return data
@@ -228,7 +228,7 @@ def validate_profile(profile: Any, kind: str) -> Dict[str, Any]:
 
 def validate_profiles(profiles: Any, kind: str) -> List[Dict[str, Any]]:
     if isinstance(profiles, (Mapping, str, bytes)) or not isinstance(profiles, Sequence):
-        raise TypeError(f"moesif: the {kind}s batch must be a list of {kind} dicts, got {type(profiles).__name__}.")
+        raise TypeError(f"the {kind}s batch must be a list of {kind} dicts, got {type(profiles).__name__}.")
     out = []
     for i, p in enumerate(profiles):
         try:

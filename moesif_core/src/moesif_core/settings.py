@@ -253,7 +253,7 @@ def _check_ranges(values: dict[str, Any], where: str) -> None:
 def _unknown_key(key: str, where: str) -> None:
     if key in ACCEPTED_IGNORED_KEYS:
         warnings.warn(f"{where}: {key} is accepted for compatibility but has no effect.", stacklevel=4)
-        logger.warning("%s: %s is accepted for compatibility but has no effect.", where, key)
+        logger.warning("moesif: %s: %s is accepted for compatibility but has no effect.", where, key)
         return
     close = difflib.get_close_matches(key.upper(), list(_SPEC) + sorted(ACCEPTED_IGNORED_KEYS), n=1, cutoff=0.75)
     hint = f" Did you mean {close[0]!r}?" if close else f" Known settings: {', '.join(sorted(_SPEC))}."
