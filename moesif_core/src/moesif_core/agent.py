@@ -10,6 +10,9 @@ Workers start on the first capture, so a middleware built in a pre-fork master (
 nothing there; a forked child gets an empty queue of its own and starts its own workers; a worker that died is
 restarted on the next capture. At interpreter exit the queue is flushed within ``EXIT_FLUSH_TIMEOUT`` and exit
 never waits longer (the workers are daemon threads).
+
+With ``SPOOL_DIR`` set, batches the collector cannot take go to disk once memory fills (or at a deadline) and are
+sent from there later, by this process or another: :mod:`moesif_core.spool`; ``_ship`` is its only hook.
 """
 
 from __future__ import annotations
@@ -26,33 +29,27 @@ from urllib.parse import urlsplit
 
 from .build import EventBuilder
 from .capture import RawCapture
-from .client import IngestionClient, set_default_base_uri
+from .client import IngestionClient, SendResult, set_default_base_uri
 from .governance import Governor
 from .jsoncodec import dumps
 from .queue import EventQueue
 from .remote import RemoteConfig
+from .retry import INITIAL_BACKOFF, MAX_SERVER_ERROR_ATTEMPTS, next_wait
 from .sampling import draw, needs_late_fields, sampling_fields, sampling_rate
 from .settings import Settings
+from .spool import Spool
 from .stats import Stats
 
 logger = logging.getLogger("moesif")
 
-#: First retry delay, in seconds; doubled on each failure up to :data:`MAX_BACKOFF`, with jitter.
-INITIAL_BACKOFF = 0.5
-MAX_BACKOFF = 30.0
-#: Longest ``Retry-After`` honoured, so a bad header cannot stall shipping for hours.
-MAX_RETRY_AFTER = 300.0
 #: Drops are logged at most this often (seconds).
 DROP_LOG_INTERVAL = 60.0
 
-#: Our own generator for jitter and sampling draws: the app's use of the ``random`` module (seeded tests, say)
-#: neither affects nor is affected by ours.
+#: Our own generator for sampling draws: the app's use of the ``random`` module (seeded tests, say) neither
+#: affects nor is affected by ours.
 _rng = random.Random()
-if hasattr(os, "register_at_fork"):  # children of one pre-fork master must not share draws and jitter
+if hasattr(os, "register_at_fork"):  # children of one pre-fork master must not share draws
     os.register_at_fork(after_in_child=_rng.seed)
-#: A batch the collector answers with a server error this many times in a row is given up (and counted failed);
-#: connection failures, timeouts, 429 and 503 are retried for as long as the process lives.
-MAX_SERVER_ERROR_ATTEMPTS = 10
 
 
 def configure_debug_logging(debug: bool) -> None:
@@ -110,6 +107,24 @@ class Agent:
         self._drop_lock = threading.Lock()
         self._last_drop_log = 0.0
         self._drops_since_log = 0
+        old_spool: Optional[Spool] = getattr(self, "_spool", None)
+        if old_spool is not None:
+            old_spool.after_fork_in_child()
+        #: the durable spool (``SPOOL_DIR``), written by the workers only
+        self._spool = (
+            Spool(
+                s.spool_dir,
+                s.spool_max_bytes,
+                self.client,
+                self._queue,
+                add_stats=lambda **counts: self.stats.add(**counts),
+                on_result=self._notice_config_etag,
+                flushing=lambda: self._deadline is not None,
+                closing=lambda: self._shutdown,
+            )
+            if s.spool_dir
+            else None
+        )
 
     # -- request path ------------------------------------------------------------------------------------------
 
@@ -154,6 +169,8 @@ class Agent:
                 alive.append(t)
             self._threads = alive
             self._running = True
+            if self._spool is not None:
+                self._spool.start()
         self.remote.ensure_started()
 
     def _note_drop(self) -> None:
@@ -233,25 +250,33 @@ class Agent:
         event["weight"] = weight
         return keep
 
-    def _sleep(self, seconds: float) -> None:
-        """Back off; a flush or shutdown wakes us early (the caller then re-checks its deadline)."""
+    def _sleep(self, seconds: float) -> bool:
+        """Back off; a flush or shutdown wakes us early (``True``; the caller then re-checks its deadline)."""
         with self._signal:
-            self._signal.wait(seconds)
+            return self._signal.wait(seconds)
+
+    def _notice_config_etag(self, result: SendResult) -> None:
+        if result.config_etag and self.on_config_etag is not None:
+            try:
+                self.on_config_etag(result.config_etag)
+            except Exception:
+                logger.debug("moesif: config refresh hook failed", exc_info=True)
 
     def _ship(self, body: bytes, n: int, events: List[Dict[str, Any]]) -> None:
         backoff = INITIAL_BACKOFF
         server_errors = 0
+        spool = self._spool
         while True:
+            if spool is not None and spool.take(body, n):  # the collector is down and memory is filling
+                return
             if self._shutdown:
                 self.stats.add(failed=n)
                 return
             result = self.client.send_events(body)
-            if result.config_etag and self.on_config_etag is not None:
-                try:
-                    self.on_config_etag(result.config_etag)
-                except Exception:
-                    logger.debug("moesif: config refresh hook failed", exc_info=True)
+            self._notice_config_etag(result)
             if result.ok:
+                if spool is not None:
+                    spool.note_up()
                 self.stats.add(sent=n, batches=1)
                 logger.debug("moesif: sent a batch of %d event(s)", n)
                 return
@@ -279,10 +304,11 @@ class Agent:
                     )
                     return
             self.stats.add(retried=1)
-            wait = backoff * _rng.uniform(0.5, 1.5)
-            backoff = min(backoff * 2, MAX_BACKOFF)
-            if result.retry_after is not None:  # honoured as a minimum, with jitter so processes spread out
-                wait = max(min(result.retry_after, MAX_RETRY_AFTER), wait) * _rng.uniform(1.0, 1.2)
+            if spool is not None:
+                spool.note_down()
+                if spool.take(body, n):
+                    return
+            wait, backoff = next_wait(backoff, result.retry_after)
             deadline = self._deadline
             if deadline is not None:
                 remaining = deadline - time.monotonic()
@@ -292,7 +318,10 @@ class Agent:
                     return
                 wait = min(wait, remaining)
             logger.debug("moesif: batch of %d failed (%s); retrying in %.2fs", n, result.error, wait)
-            self._sleep(wait)
+            if spool is not None:
+                spool.sleep(wait, self._sleep)  # returns early once the batch should go to disk
+            else:
+                self._sleep(wait)
 
     # -- flushing ----------------------------------------------------------------------------------------------
 
@@ -349,6 +378,8 @@ class Agent:
             )
         with self._signal:
             self._signal.notify_all()
+        if self._spool is not None:
+            self._spool.stop()
         self.remote.stop()
         return done
 
@@ -358,6 +389,9 @@ class Agent:
         d["queued"] = self._queue.accepted
         d["dropped"] = self._queue.refused
         d["pending"] = self.pending()
+        d.update(
+            self._spool.snapshot() if self._spool is not None else {"spooled": 0, "spool_bytes": 0, "spool_dropped": 0}
+        )
         return d
 
     def _after_fork_in_child(self) -> None:

@@ -28,6 +28,8 @@ CONFIG_ETAG_HEADER = "X-Moesif-Config-ETag"
 CONNECT_TIMEOUT = 3.0
 #: Statuses after which a batch is sent again (anything else in 4xx is the payload's fault and dropped).
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: gzip level of event batches (the spool stores them compressed the same way).
+GZIP_LEVEL = 5
 
 
 _default_base_uri: Optional[str] = None
@@ -124,10 +126,12 @@ class IngestionClient:
     def url(self, path: str) -> str:
         return self.base_uri + path
 
-    def post(self, path: str, body: bytes, *, compress: bool = True) -> requests.Response:
+    def post(self, path: str, body: bytes, *, compress: bool = True, gzipped: bool = False) -> requests.Response:
+        """POST ``body``, gzipped here when ``compress``; ``gzipped``: it already is (a spooled batch)."""
         headers = {}
-        if compress:
-            body = gzip.compress(body, compresslevel=5)
+        if compress and not gzipped:
+            body = gzip.compress(body, compresslevel=GZIP_LEVEL)
+        if compress or gzipped:
             headers["Content-Encoding"] = "gzip"
         return self.session.post(
             self.url(path), data=body, headers=headers, timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout)
@@ -138,10 +142,11 @@ class IngestionClient:
             self.url(path), headers=dict(headers or {}), timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout)
         )
 
-    def send_events(self, body: bytes) -> SendResult:
-        """POST an already serialised JSON array to ``/v1/events/batch``. Never raises."""
+    def send_events(self, body: bytes, *, gzipped: bool = False) -> SendResult:
+        """POST an already serialised JSON array (``gzipped``: and compressed) to ``/v1/events/batch``. Never
+        raises."""
         try:
-            resp = self.post("/v1/events/batch", body)
+            resp = self.post("/v1/events/batch", body, gzipped=gzipped)
         except requests.RequestException as exc:
             return SendResult(ok=False, retryable=True, error=f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # noqa: BLE001

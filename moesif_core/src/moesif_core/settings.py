@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 import math
+import os
 import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, Optional, Tuple
@@ -22,6 +23,8 @@ DEFAULT_BASE_URI = "https://api.moesif.net"
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
 #: Default bound on the bytes held by the event queue (an estimate: bodies plus a fixed per-event overhead).
 DEFAULT_EVENT_QUEUE_MAX_BYTES = 64 * 1024 * 1024
+#: Default bound on the bytes the durable spool (``SPOOL_DIR``) keeps on disk.
+DEFAULT_SPOOL_MAX_BYTES = 1024 * 1024 * 1024
 
 logger = logging.getLogger("moesif")
 
@@ -34,6 +37,7 @@ _NUMBER = ((int, float), "a number of seconds")
 _STR = ((str,), "a string")
 _CALLABLE = ((), "a function")
 _STR_LIST = ((list, tuple, set, frozenset), "a list of strings")
+_PATH = ((str, os.PathLike), "a directory path (a string or a pathlib.Path)")
 
 # key -> (attribute, kinds, expected). Aliases point at the same attribute.
 _SPEC: dict[str, tuple[str, tuple[tuple[type, ...], str]]] = {
@@ -51,6 +55,8 @@ _SPEC: dict[str, tuple[str, tuple[tuple[type, ...], str]]] = {
     "EVENT_WORKER_COUNT": ("event_worker_count", _INT),
     "EXIT_FLUSH_TIMEOUT": ("exit_flush_timeout", _NUMBER),
     "REQUEST_TIMEOUT": ("request_timeout", _NUMBER),
+    "SPOOL_DIR": ("spool_dir", _PATH),
+    "SPOOL_MAX_BYTES": ("spool_max_bytes", _INT),
     "AUTHORIZATION_HEADER_NAME": ("authorization_header_name", _STR),
     "AUTHORIZATION_USER_ID_FIELD": ("authorization_user_id_field", _STR),
     "API_VERSION": ("api_version", _STR),
@@ -113,6 +119,9 @@ class Settings:
     event_worker_count: int = 2
     exit_flush_timeout: float = 5.0
     request_timeout: float = 10.0
+    #: Where batches the collector could not take are kept on disk (absolute); ``None``: memory only.
+    spool_dir: Optional[str] = None
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
     authorization_header_name: str = "authorization"
     authorization_user_id_field: str = "sub"
     api_version: Optional[str] = None
@@ -172,7 +181,7 @@ class Settings:
                 _unknown_key(key, where)
                 continue
             attr, (kinds, expected) = spec
-            if value is None or (attr == "base_uri" and value == ""):
+            if value is None or (attr in ("base_uri", "spool_dir") and value == ""):
                 continue  # None (or an empty BASE_URI) means "not set", as with the originals' ``or`` chains
             checked = _check(key, value, kinds, expected, where)
             if kinds is _BOOL[0] and key in _FLAG_ALIASES and values.get(attr):
@@ -187,6 +196,8 @@ class Settings:
         _check_ranges(values, where)
         if "base_uri" in values:
             values["base_uri"] = values["base_uri"].rstrip("/")
+        if "spool_dir" in values:  # taken relative to the working directory at start-up, not wherever it moves
+            values["spool_dir"] = os.path.abspath(os.fsdecode(os.fspath(values["spool_dir"])))
         return cls(raw=dict(settings), **values)
 
     def describe(self) -> str:
@@ -236,6 +247,7 @@ def _check_ranges(values: dict[str, Any], where: str) -> None:
         "event_queue_max_bytes": "EVENT_QUEUE_MAX_BYTES",
         "event_batch_timeout": "EVENT_BATCH_TIMEOUT",
         "request_timeout": "REQUEST_TIMEOUT",
+        "spool_max_bytes": "SPOOL_MAX_BYTES",
     }
     for attr, key in positive.items():
         if attr in values and values[attr] <= 0:
