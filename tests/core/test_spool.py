@@ -166,8 +166,9 @@ def test_what_an_earlier_process_left_is_sent_and_damaged_files_are_skipped(
 def test_over_the_bound_the_oldest_batches_are_dropped_and_counted(tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     port = free_port()
-    # each batch of 10 events is about 600 bytes gzipped: room for a few
-    agent = make_agent(f"http://127.0.0.1:{port}", spool, SPOOL_MAX_BYTES=2500)
+    # each batch of 10 events is about 600 bytes gzipped: room for a few. One worker, so that files are written in
+    # the order of the events in them.
+    agent = make_agent(f"http://127.0.0.1:{port}", spool, SPOOL_MAX_BYTES=2500, EVENT_WORKER_COUNT=1)
     collector = None
     try:
         for i in range(100):
