@@ -32,10 +32,12 @@ from moesif_core import (
     Agent,
     BodyTap,
     MoesifAPI,
+    PreApp,
     ProfileHelpers,
     RawCapture,
     Settings,
-    new_transaction_id,
+    field_callbacks,
+    transaction_id_for,
 )
 
 from . import governance
@@ -44,7 +46,6 @@ from .objects import CallbackResponse, callback_request
 from .options import (
     CLIENT_CLOSED_STATUS,
     DEFAULTS,
-    MAX_CLIENT_TRANSACTION_ID,
     TRANSACTION_ID_HEADER_BYTES,
     USER_AGENT,
     WHERE,
@@ -56,15 +57,6 @@ logger = logging.getLogger("moesif")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _NOT_SHIELDED = contextlib.nullcontext()
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
-
-#: The callbacks that fill one event field each, in the order they are called: (setting, RawCapture attribute).
-_FIELD_CALLBACKS = (
-    ("IDENTIFY_USER", "identify_user", "user_id"),
-    ("IDENTIFY_COMPANY", "identify_company", "company_id"),
-    ("GET_SESSION_TOKEN", "get_session_token", "session_token"),
-    ("GET_METADATA", "get_metadata", "metadata"),
-    ("GET_API_VERSION", "get_api_version", "api_version"),
-)
 
 
 class MoesifMiddleware(ProfileHelpers):
@@ -93,21 +85,21 @@ class MoesifMiddleware(ProfileHelpers):
         self.client = self.agent.client
         #: ``middleware.api_client.update_user(...)`` raises on failure, as the original's ``api_client`` did
         self.api_client = MoesifAPI(self.client)
-        self._log_body = validated.log_body
-        self._max_body = validated.max_body_size
-        self._add_transaction_id = not validated.disable_transaction_id
+        self.log_body = validated.log_body
+        self.max_body_size = validated.max_body_size
+        self.add_transaction_id = not validated.disable_transaction_id
         self._skip = UserCallback.of(validated.skip, "SKIP")
-        self._field_callbacks: List[Tuple[str, UserCallback]] = []
-        for name, attr, field in _FIELD_CALLBACKS:
-            cb = UserCallback.of(getattr(validated, attr), name)
-            if cb is not None:
-                self._field_callbacks.append((field, cb))
+        #: ``(RawCapture attribute, callback)`` for the callbacks that are set, in the core's order
+        self._field_callbacks: List[Tuple[str, UserCallback]] = [
+            (field, UserCallback(fn, name)) for name, field, fn in field_callbacks(validated)
+        ]
         self._has_callbacks = self._skip is not None or bool(self._field_callbacks)
-        callbacks = {cb.name: cb for _, cb in self._field_callbacks}
-        self._identify_user = callbacks.get("IDENTIFY_USER")
-        self._identify_company = callbacks.get("IDENTIFY_COMPANY")
-        #: the last app config seen to sample every call (so the common case costs one identity check)
-        self._samples_all: Any = None
+        by_field = dict(self._field_callbacks)
+        #: called before the app too, when there are governance rules
+        self.identify_user = by_field.get("user_id")
+        self.identify_company = by_field.get("company_id")
+        #: early sampling and governance, decided by the core
+        self.preapp = PreApp(self.agent)
         if validated.capture_outgoing_requests:
             start_outgoing_capture(validated, self.agent)
 
@@ -129,20 +121,18 @@ class MoesifMiddleware(ProfileHelpers):
             )
             await app(scope, receive, send)
             return
-        config, rules = self.agent.remote.current()
-        if rules or (config is not self._samples_all and not self._check_samples_all(config)):
+        early = self.preapp.begin()
+        if early is not None:
             try:
-                decision = await governance.apply(self, call, config, rules)
+                blocked = await governance.apply(call, early, self.identify_user, self.identify_company)
             except Exception:
                 logger.warning(
                     "moesif: could not apply the sampling and governance config; the request goes on", exc_info=True
                 )
-                decision = None
-            if decision is not None:  # blocked by a rule: the app is not called
-                call.blocked_by = decision.blocked_by
-                start, body = governance.blocked_messages(decision)
-                await call.send(start)
-                await call.send(body)
+                blocked = None
+            if blocked is not None:  # blocked by a rule: the app is not called
+                for message in blocked:
+                    await call.send(message)
                 return
         try:
             await app(scope, call.receive, call.send)
@@ -156,13 +146,6 @@ class MoesifMiddleware(ProfileHelpers):
             raise
         if not call.done:  # the app returned without completing its response
             await self._end(call)
-
-    def _check_samples_all(self, config: Any) -> bool:
-        """Whether ``config`` samples every call (remembered, so the common case is one identity check)."""
-        if config.samples_everything:
-            self._samples_all = config
-            return True
-        return False
 
     # -- the end of a call ---------------------------------------------------------------------------------------
 
@@ -275,7 +258,7 @@ class MoesifMiddleware(ProfileHelpers):
                 transaction_id=tid,
                 blocked_by=call.blocked_by,
                 weight=call.weight,
-                log_body=self._log_body,
+                log_body=self.log_body,
             )
             if fields:
                 for name, value in fields.items():
@@ -340,19 +323,17 @@ class _Call:
                 client_tid = value
         self.uri = _uri(scope, host)
         tid: Optional[str] = None
-        if mw._add_transaction_id:
-            if client_tid and len(client_tid) <= MAX_CLIENT_TRANSACTION_ID:
-                tid = client_tid.decode("latin-1")  # an upstream service's id: keep the correlation
-            else:
-                tid = new_transaction_id()
+        if mw.add_transaction_id:
+            tid = transaction_id_for(client_tid.decode("latin-1") if client_tid is not None else None)
         self.transaction_id = tid
         self.tid_bytes = tid.encode("latin-1") if tid is not None else None
         self.request_body: Optional[BodyTap] = None
         self.response_body: Optional[BodyTap] = None
-        if mw._log_body:
-            self.request_body = BodyTap(mw._max_body)
+        if mw.log_body:
+            limit = mw.max_body_size
+            self.request_body = BodyTap(limit)
             if self.method != "HEAD":
-                self.response_body = BodyTap(mw._max_body)
+                self.response_body = BodyTap(limit)
         self.status: Optional[int] = None
         #: the response headers as the app gave them, and as they were sent (with the transaction id)
         self.app_headers: Optional[List[Any]] = None

@@ -30,6 +30,3 @@ CLIENT_CLOSED_STATUS = 499
 
 #: ``X-Moesif-Transaction-Id`` as it goes on the wire: ASGI header names are lower-case bytes.
 TRANSACTION_ID_HEADER_BYTES = b"x-moesif-transaction-id"
-
-#: A transaction id sent by the client (an upstream service correlating calls) is reused if it is at most this long.
-MAX_CLIENT_TRANSACTION_ID = 128
