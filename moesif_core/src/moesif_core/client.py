@@ -149,7 +149,7 @@ class IngestionClient:
             resp = self.post("/v1/events/batch", body, gzipped=gzipped)
         except requests.RequestException as exc:
             return SendResult(ok=False, retryable=True, error=f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any failure to send is one to retry; the worker logs the error text
             return SendResult(ok=False, retryable=True, error=f"{type(exc).__name__}: {exc}")
         etag = resp.headers.get(CONFIG_ETAG_HEADER)
         resp.close()

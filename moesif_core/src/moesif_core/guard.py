@@ -1,8 +1,25 @@
-"""One small guard used everywhere so that no SDK or user-callback error ever reaches the host app.
+"""The two guards that keep SDK and user-callback errors out of the host app, and the rule around them.
 
-Every place where the SDK runs on the app's request path goes through :func:`capture_internal_exceptions` or
-:func:`call_user`; an exception is logged on the ``moesif`` logger (with its traceback at debug level) and the
-request goes on.
+No exception of ours or of a user callback may reach the app, and none may pass silently. The rule, which
+ruff's ``BLE001`` holds the code to (a blind ``except`` must log its traceback, re-raise, or say why it need not):
+
+- A user callback (``IDENTIFY_USER``, ``SKIP``...) is called through :func:`call_user`: a raising callback is
+  logged as a warning naming its setting, and gives ``None``.
+- SDK code around the app's request path that has nothing to hand back goes in
+  ``with capture_internal_exceptions("what we were doing"):``: a warning with the traceback, and the request goes
+  on. Where the block must hand a fallback back (serve the request without capture, keep an event whose sampling
+  failed) or runs for every request or chunk on a hot path (the context manager costs 1-3 us a use),
+  the same rule is written out: ``except Exception:`` logging with ``exc_info=True``.
+- A background thread (the worker, the config fetcher) and the exit flush catch ``Exception`` at the top of
+  their loop and log with ``exc_info=True``, so a bug costs a batch, never the thread.
+- An optional start-up step (outgoing capture, Tornado's automatic attachment) catches ``Exception``, logs with
+  ``exc_info=True``, and the middleware goes on without that feature.
+- These log at warning level; at debug only where the failure is an expected outcome rather than a bug (a client
+  that went away in the middle of its body, a request whose body Django refuses to read).
+- Everywhere else, the narrowest exception that can happen. ``except Exception`` without a logged traceback only
+  where any exception means the same thing, with the reason on the line:
+  ``except Exception:  # noqa: BLE001 - <why any exception means this>``.
+- Exceptions the app's own code raised (a view, a generator, ``close()``) are re-raised unchanged once recorded.
 """
 
 from __future__ import annotations
