@@ -109,7 +109,7 @@ def main() -> None:
     print(f"| `Agent.capture` (median, workers idle) | {enqueue_us:.2f} us |")
     print(f"| events shipped per second, one process, 2 KB bodies each way | {N / elapsed:,.0f} |")
     print(f"| events sent / dropped / retried | {snap['sent']} / {snap['dropped']} / {snap['retried']} |")
-    print("| originals' ceiling (WIRE.md) | moesifasgi ~100/s, moesifdjango 12.5/s |")
+    print("| originals' ceiling (docs/originals.md) | moesifasgi ~100/s, moesifdjango 12.5/s |")
 
 
 if __name__ == "__main__":

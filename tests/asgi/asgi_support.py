@@ -1,5 +1,5 @@
 """Helpers for the moesifasgi tests: a real uvicorn server on 127.0.0.1 (in a thread), the demo apps (Starlette and
-FastAPI, same routes), and checks of events against WIRE.md. (Not named ``conftest``: test modules import it by
+FastAPI, same routes), and checks of events against docs/wire.md. (Not named ``conftest``: test modules import it by
 this unique name.)"""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def parse_time(value: str) -> datetime:
 
 
 def check_shape(event: Dict[str, Any]) -> None:
-    """Every key of WIRE.md present; times in the wire format, UTC, response not before request, near now."""
+    """Every key of docs/wire.md present; times in the wire format, UTC, response not before request, near now."""
     assert set(event) == EVENT_KEYS, set(event) ^ EVENT_KEYS
     assert set(event["request"]) == REQUEST_KEYS
     assert set(event["response"]) == RESPONSE_KEYS

@@ -1,5 +1,5 @@
 """End to end: FastAPI and Starlette apps with MoesifMiddleware under a real uvicorn, a real httpx client, and the
-real local collector; events checked field by field against WIRE.md."""
+real local collector; events checked field by field against docs/wire.md."""
 
 from __future__ import annotations
 

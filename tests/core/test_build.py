@@ -1,4 +1,4 @@
-"""RawCapture -> wire JSON, field by field against WIRE.md."""
+"""RawCapture -> wire JSON, field by field against docs/wire.md."""
 
 from __future__ import annotations
 

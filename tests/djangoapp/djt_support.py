@@ -157,7 +157,7 @@ def b64(body: Any) -> bytes:
 
 
 def check_event(event: dict[str, Any], *, verb: str, uri: str, status: int) -> None:
-    """The parts of WIRE.md every incoming event must satisfy."""
+    """The parts of docs/wire.md every incoming event must satisfy."""
     assert set(event) == EVENT_KEYS
     req, resp = event["request"], event["response"]
     assert set(req) == REQUEST_KEYS

@@ -1,5 +1,5 @@
 """moesifdjango under real servers (WSGI: Django's threaded server; ASGI: uvicorn), checked field by field against
-WIRE.md on the real loopback collector."""
+docs/wire.md on the real loopback collector."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Events from a real Tornado server to the real collector, field by field against WIRE.md."""
+"""Events from a real Tornado server to the real collector, field by field against docs/wire.md."""
 
 from __future__ import annotations
 

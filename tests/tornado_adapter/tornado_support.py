@@ -1,5 +1,5 @@
 """Helpers for the moesiftornado tests: a real Tornado HTTP server on 127.0.0.1 (its own IOLoop in a thread) and
-checks of events against WIRE.md. (Not named ``conftest``: test modules import it by this unique name.)"""
+checks of events against docs/wire.md. (Not named ``conftest``: test modules import it by this unique name.)"""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def parse_time(value: str) -> datetime:
 
 
 def check_shape(event: dict[str, Any], before: Optional[float] = None, after: Optional[float] = None) -> None:
-    """Every WIRE.md key present, times in the wire format, in order, and (when given) within the test's window."""
+    """Every docs/wire.md key present, times in the wire format, in order, and (when given) within the test's window."""
     assert set(event) == EVENT_KEYS
     assert set(event["request"]) == REQUEST_KEYS
     assert set(event["response"]) == RESPONSE_KEYS

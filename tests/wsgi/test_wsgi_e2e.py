@@ -1,5 +1,5 @@
 """Flask, Bottle and Pyramid wrapped as their READMEs say, served by werkzeug's threaded server on 127.0.0.1, sending
-to the real local collector; the events are checked field by field against WIRE.md."""
+to the real local collector; the events are checked field by field against docs/wire.md."""
 
 from __future__ import annotations
 

@@ -109,7 +109,7 @@ def split_response(raw: bytes) -> Tuple[bytes, List[Tuple[bytes, bytes]], bytes]
 
 
 def check_shape(event: Dict[str, Any]) -> None:
-    """Every key of WIRE.md is present, times are UTC ms, the transaction ids agree."""
+    """Every key of docs/wire.md is present, times are UTC ms, the transaction ids agree."""
     assert set(event) == EVENT_KEYS
     assert set(event["request"]) == REQUEST_KEYS
     assert set(event["response"]) == RESPONSE_KEYS

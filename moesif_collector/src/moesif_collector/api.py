@@ -1,4 +1,4 @@
-"""The Moesif collector API (``/v1/...``), per WIRE.md.
+"""The Moesif collector API (``/v1/...``), per docs/wire.md.
 
 Answers, in order of checks:
 

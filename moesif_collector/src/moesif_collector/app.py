@@ -33,7 +33,7 @@ class CollectorApp:
     def config_etag(self) -> str:
         """The ``X-Moesif-Config-ETag`` value: a hash of the config file *and* the rules file.
 
-        Clients refetch config and rules when this changes (WIRE.md), so covering both files makes an
+        Clients refetch config and rules when this changes (docs/wire.md), so covering both files makes an
         edit to either reach running clients on their next batch, not only at their 60 s refresh.
         """
         config = self.config.snapshot()

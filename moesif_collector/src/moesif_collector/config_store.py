@@ -3,7 +3,7 @@
 Each lives in a JSON file that a person (or a test) edits while the collector runs. The file is
 re-read when its identity changes (mtime, size or inode: an editor that saves by renaming still
 counts), and the ETag is a hash of the exact bytes served, so any edit changes it and clients that
-compare ETags (see WIRE.md) fetch the new config. While a file is half-written or invalid, the last
+compare ETags (see docs/wire.md) fetch the new config. While a file is half-written or invalid, the last
 valid content keeps being served, so a typo never takes the config endpoint down.
 """
 

@@ -1,7 +1,7 @@
 """Realistic sample events and a tiny stdlib sender.
 
 Used by ``moesif-collector send-sample`` (demo traffic), by the benchmark and by the tests (the
-functions are importable, so ``multiprocessing`` workers can run them). The events follow WIRE.md:
+functions are importable, so ``multiprocessing`` workers can run them). The events follow docs/wire.md:
 every key present, UTC millisecond times, JSON or base64 bodies.
 """
 

@@ -3,7 +3,7 @@
 This module owns the sockets: it parses the request line and headers, routes to ``api`` (``/v1``),
 ``admin`` (``/_admin``) or ``web`` (everything else), writes the :class:`Response`, and turns any
 unexpected exception into a JSON 500 instead of a dropped connection. It speaks HTTP/1.1 with
-keep-alive, since clients keep one pooled session (WIRE.md). It also tracks open connections, so that
+keep-alive, since clients keep one pooled session (docs/wire.md). It also tracks open connections, so that
 stopping the server closes them (hung fault requests included) instead of leaving threads behind.
 """
 

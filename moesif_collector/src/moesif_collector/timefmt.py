@@ -1,6 +1,6 @@
 """Time parsing and formatting in the wire format.
 
-Events carry times as UTC ISO-8601 strings with milliseconds and no offset (see WIRE.md). Clients are
+Events carry times as UTC ISO-8601 strings with milliseconds and no offset (see docs/wire.md). Clients are
 not all well behaved (some add ``Z`` or an offset, some send microseconds), so parsing is tolerant and
 never depends on the machine's time zone: everything is converted to naive UTC.
 """

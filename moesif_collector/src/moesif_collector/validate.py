@@ -1,7 +1,7 @@
 """Shape checks for ingested payloads.
 
 The collector is the test double for our own middleware, so it is strict about what the wire format
-(WIRE.md) requires and precise about what is wrong ("events[3].request.uri must be a string"): a
+(docs/wire.md) requires and precise about what is wrong ("events[3].request.uri must be a string"): a
 middleware bug then fails a test with a readable reason instead of storing something half-right.
 Everything not required is stored as sent.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from .body import BodyError
 
-# Required id fields per profile kind (WIRE.md, "Profiles").
+# Required id fields per profile kind (docs/wire.md, "Profiles").
 PROFILE_IDS: dict[str, tuple[str, ...]] = {
     "users": ("user_id",),
     "companies": ("company_id",),

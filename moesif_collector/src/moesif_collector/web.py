@@ -119,7 +119,7 @@ def filter_from(req: Request) -> CallFilter:
 def describe_body(body: Any, transfer_encoding: Any) -> dict[str, Any]:
     """How to show one body: ``kind`` is none, json, text, base64 or invalid-base64, with a note.
 
-    Base64 bodies (forms, text, HTML, binary: see WIRE.md "Bodies") are decoded to text when they are
+    Base64 bodies (forms, text, HTML, binary: see docs/wire.md "Bodies") are decoded to text when they are
     valid UTF-8 without control characters; anything else stays base64, and the note says why.
     """
     if body is None:

@@ -3,7 +3,7 @@
 Attribute names follow the originals' ``moesifapi`` models (``event.request.headers``, ``event.response.body``,
 ``event.user_id``, ``event.metadata``...), so a user's mask function written for them works unchanged. It may
 mutate the event or return another one (or a plain dict in the wire shape). :meth:`EventModel.to_dict` gives
-exactly the JSON of WIRE.md: every key present, ``null`` when unset. Constructor arguments keep the originals'
+exactly the JSON of docs/wire.md: every key present, ``null`` when unset. Constructor arguments keep the originals'
 positional order too. The classes have no ``__slots__``, so a mask function may add attributes as it could on
 the originals' models; ``to_dictionary()`` is the originals' name for ``to_dict()``.
 """
