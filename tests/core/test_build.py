@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moesif_core import TRUNCATED_METADATA_KEY, BodyTap, EventBuilder, EventModel, RawCapture, Settings
-from moesif_core.masking import MASK
 from moesif_core.timeutil import format_time
 
 WIRE_KEYS = {
@@ -179,11 +178,11 @@ def test_masks_headers_and_bodies() -> None:
         )
     )
     assert ev is not None
-    assert ev["request"]["headers"]["Authorization"] == MASK
+    assert ev["request"]["headers"] == {}  # masks remove what they name, as the originals did
     assert ev["user_id"] == "alice"  # identity is read before masking
-    assert ev["request"]["body"] == {"password": MASK, "items": [{"Password": MASK}]}
-    assert ev["response"]["headers"]["set-cookie"] == MASK
-    assert ev["response"]["body"] == {"token": MASK}
+    assert ev["request"]["body"] == {"items": [{}]}
+    assert ev["response"]["headers"] == {}
+    assert ev["response"]["body"] == {}
 
 
 def test_mask_event_model_mutate_replace_and_raise() -> None:

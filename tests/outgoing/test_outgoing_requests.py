@@ -293,8 +293,8 @@ def test_masking_is_shared_with_the_core(capture: Capture, api: ThirdPartyAPI) -
     capture.start(REQUEST_HEADER_MASKS=["X-Secret"], RESPONSE_BODY_MASKS=["token"])
     requests.get(api.url("/json"), headers={"X-Secret": "hunter2"})
     e = only(capture.events(1))
-    assert e["request"]["headers"]["X-Secret"] != "hunter2"
-    assert e["response"]["body"].get("token") != "secret-token"
+    assert "x-secret" not in {k.lower() for k in e["request"]["headers"]}  # removed, as the originals did
+    assert "token" not in e["response"]["body"] and e["response"]["body"]
 
 
 # -- no self-capture -------------------------------------------------------------------------------------------

@@ -13,8 +13,6 @@ import pytest
 import requests
 from rel_support import served, settings_for, wait_until
 
-from moesif_core import MASK
-
 SECRET_APP_ID = "rel-app-id-0f9d3c1e7b"
 
 
@@ -54,15 +52,11 @@ def test_masks_apply_to_every_copy(collector: Any) -> None:
     wire = json.dumps(event)
     assert "SEKRET" not in wire, wire
     req, resp = event["request"], event["response"]
-    assert {k.lower(): v for k, v in req["headers"].items()}["x-api-key"] == MASK
-    assert {k.lower(): v for k, v in req["headers"].items()}["authorization"] == MASK
-    assert {k.lower(): v for k, v in resp["headers"].items()}["x-resp-secret"] == MASK
-    assert req["body"] == {
-        "PassWord": MASK,
-        "nested": {"PASSWORD": MASK, "list": [{"password": MASK}, [{"Password": MASK}]]},
-        "keep": "visible",
-    }
-    assert resp["body"]["Token"] == MASK and resp["body"]["data"] == [{"TOKEN": MASK}, [{"token": MASK}]]
+    # masks remove what they name (as the originals did), in any case, at any depth
+    assert not {"x-api-key", "authorization"} & {k.lower() for k in req["headers"]}
+    assert "x-resp-secret" not in {k.lower() for k in resp["headers"]}
+    assert req["body"] == {"nested": {"list": [{}, [{}]]}, "keep": "visible"}
+    assert "Token" not in resp["body"] and resp["body"]["data"] == [{}, [{}]]
 
 
 def _all_text(record: logging.LogRecord) -> str:

@@ -15,7 +15,6 @@ from .environ import content_length, environ_header_pairs
 from .event import EventModel, EventRequestModel, EventResponseModel
 from .guard import call_user, capture_internal_exceptions
 from .ids import new_transaction_id, transaction_id_for
-from .masking import MASK
 from .preapp import EarlyDecision, PreApp, json_body, lower_headers
 from .settings import Settings
 from .version import __version__
@@ -30,7 +29,6 @@ __all__ = [
     "EventRequestModel",
     "EventResponseModel",
     "IngestionClient",
-    "MASK",
     "MoesifAPI",
     "MoesifAPIClient",
     "MoesifAPIError",
