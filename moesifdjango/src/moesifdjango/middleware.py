@@ -47,13 +47,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseServerError
 from django.http.response import HttpResponseBase
 
 from moesif_core import (
+    EarlyDecision,
     EventModel,
     EventRequestModel,
     EventResponseModel,
     MoesifAPIClient,
     ProfileHelpers,
 )
-from moesif_core.governance import Decision
 
 from .config import MoesifSettingsError, agent_for, read_settings
 from .recorder import Pending, Recorder, blocked_response
@@ -113,17 +113,11 @@ class moesif_middleware(DjangoProfileHelpers):
         if get_response is None:
             raise TypeError("moesif_middleware(None) is for update_user & co.; Django passes get_response.")
         recorder = self._recorder
-        blocked: Optional[Decision] = None
+        pending: Optional[Pending]
+        blocked: Optional[EarlyDecision]
         # plain try/except rather than capture_internal_exceptions() on this path: same effect, ~2 us less each
         try:
-            config, rules = self.agent.remote.current()
-            if config.samples_everything and not rules:  # the default: one tuple read, no sampling or rules
-                pending: Optional[Pending] = recorder.begin(request)
-            else:
-                pending, facts = recorder.sample(request, config, rules)
-                if rules:
-                    recorder.early_ids(request, facts, recorder.may_load_user(request))
-                    blocked = recorder.govern(facts, pending)
+            pending, blocked = recorder.before(request)
         except Exception:
             pending = blocked = None
             logger.warning("moesif: error while reading the request; the request is not affected", exc_info=True)
@@ -158,16 +152,10 @@ class moesif_middleware(DjangoProfileHelpers):
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         get_response: Any = self.get_response
         recorder = self._recorder
-        blocked: Optional[Decision] = None
+        pending: Optional[Pending]
+        blocked: Optional[EarlyDecision]
         try:
-            config, rules = self.agent.remote.current()
-            if config.samples_everything and not rules:
-                pending: Optional[Pending] = recorder.begin(request)
-            else:
-                pending, facts = recorder.sample(request, config, rules)
-                if rules:
-                    await recorder.aearly_ids(request, facts)
-                    blocked = recorder.govern(facts, pending)
+            pending, blocked = await recorder.abefore(request)
         except Exception:
             pending = blocked = None
             logger.warning("moesif: error while reading the request; the request is not affected", exc_info=True)
@@ -201,14 +189,14 @@ class moesif_middleware(DjangoProfileHelpers):
             logger.warning("moesif: error while capturing the event; the request is not affected", exc_info=True)
 
     @staticmethod
-    def _blocked_response(decision: Decision) -> HttpResponseBase:
+    def _blocked_response(decision: EarlyDecision) -> HttpResponseBase:
         try:
             return blocked_response(decision)
         except Exception:  # a header value Django refuses (a newline...): still block, with the status alone
             logger.warning(
                 "moesif: could not build a governance rule's response; sending its status only", exc_info=True
             )
-            return HttpResponse(status=decision.status or 403)
+            return HttpResponse(status=decision.status)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Send what is queued now (at most ``timeout`` seconds); for scripts, tests and short-lived workers."""

@@ -24,8 +24,7 @@ from typing import Any, Callable, Optional
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
-from moesif_core import capture_internal_exceptions
-from moesif_core.governance import Decision
+from moesif_core import EarlyDecision, capture_internal_exceptions
 
 from .config import agent_for, read_settings
 from .middleware import DjangoProfileHelpers, moesif_middleware
@@ -52,18 +51,10 @@ class MoesifMiddlewarePre19(DjangoProfileHelpers):
         self._recorder = Recorder(self.settings, self.agent)
 
     def process_request(self, request: HttpRequest) -> Optional[HttpResponseBase]:
-        blocked: Optional[Decision] = None
+        blocked: Optional[EarlyDecision] = None
         pending: Optional[Pending] = None
         with capture_internal_exceptions("reading the request"):
-            recorder = self._recorder
-            config, rules = self.agent.remote.current()
-            if config.samples_everything and not rules:
-                pending = recorder.begin(request)
-            else:
-                pending, facts = recorder.sample(request, config, rules)
-                if rules:
-                    recorder.early_ids(request, facts, recorder.may_load_user(request))
-                    blocked = recorder.govern(facts, pending)
+            pending, blocked = self._recorder.before(request)
             setattr(request, _STATE_ATTR, pending)
         if blocked is None or pending is None:
             return None

@@ -8,24 +8,33 @@ everything else happens in the core's worker. Nothing here raises into the app.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
-from moesif_core import TRANSACTION_ID_HEADER, Agent, BodyTap, RawCapture, Settings, call_user, new_transaction_id
-from moesif_core.appconfig import AppConfig, Rule
-from moesif_core.governance import Decision, RequestFacts, rules_need_body
-from moesif_core.identity import client_ip, user_from_headers
+from moesif_core import (
+    FIELD_CALLBACKS,
+    TRANSACTION_ID_HEADER,
+    Agent,
+    BodyTap,
+    EarlyDecision,
+    PreApp,
+    RawCapture,
+    Settings,
+    call_user,
+    environ_header_pairs,
+    json_body,
+    lower_headers,
+    transaction_id_for,
+)
 
 from .requestinfo import (
     capture_request_body,
-    header_pairs,
     request_uri,
     seal_request_body,
     session_key,
@@ -34,9 +43,6 @@ from .requestinfo import (
 from .streaming import Finisher, attach
 
 logger = logging.getLogger("moesif")
-
-#: An incoming ``X-Moesif-Transaction-Id`` longer than this is not reused (a fresh id is made instead).
-MAX_INCOMING_TRANSACTION_ID = 128
 
 #: user_id, company_id, session_token, metadata, api_version
 Values = Tuple[Any, Any, Any, Any, Any]
@@ -69,22 +75,13 @@ class Pending:
         #: the governance rule that blocked the request
         self.blocked_by: Optional[str] = None
         #: the headers of non-blocking governance rules, added to the view's response
-        self.extra_headers: Optional[Dict[str, str]] = None
+        self.extra_headers: Optional[List[Tuple[str, str]]] = None
 
 
-def lower_headers(meta: Any) -> Dict[str, str]:
-    """The request headers with lower-case names (``HTTP_X_CASE`` -> ``x-case``), for governance and the IP."""
-    out: Dict[str, str] = {}
-    for key, value in header_pairs(meta):
-        name = key[5:] if key[:5] == "HTTP_" else key
-        out[name.replace("_", "-").lower()] = str(value)
-    return out
-
-
-def blocked_response(decision: Decision) -> HttpResponse:
+def blocked_response(early: EarlyDecision) -> HttpResponse:
     """What a blocked request gets instead of the view's response: the rule's status, headers and body."""
-    response = HttpResponse(decision.body, status=decision.status or 403)
-    for name, value in decision.headers.items():
+    response = HttpResponse(early.body, status=early.status)
+    for name, value in early.headers:
         response[name] = value
     return response
 
@@ -92,12 +89,7 @@ def blocked_response(decision: Decision) -> HttpResponse:
 def _cached_json_body(request: HttpRequest) -> Any:
     """The parsed JSON body when Django already holds the bytes (read up front by us or by earlier middleware)."""
     body = request.__dict__.get("_body")
-    if not isinstance(body, bytes) or body.lstrip()[:1] not in (b"{", b"["):
-        return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
+    return json_body(body) if isinstance(body, bytes) else None
 
 
 def _sync_value(result: Any, name: str) -> Any:
@@ -151,14 +143,11 @@ class Recorder:
         self.agent = agent
         self.body_limit: Optional[int] = settings.max_body_size if settings.log_body else None
         self.add_transaction_id = not settings.disable_transaction_id
-        s = settings
-        #: (callback, setting name) in the order of :data:`Values`; unset ones are skipped cheaply
-        self._value_callbacks: Tuple[Tuple[Optional[Callable[..., Any]], str], ...] = (
-            (s.identify_user, "IDENTIFY_USER"),
-            (s.identify_company, "IDENTIFY_COMPANY"),
-            (s.get_session_token, "GET_SESSION_TOKEN"),
-            (s.get_metadata, "GET_METADATA"),
-            (s.get_api_version, "GET_API_VERSION"),
+        #: early sampling and governance, decided by the core
+        self.preapp = PreApp(agent)
+        #: (callback, setting name) in the core's order, that of :data:`Values`; unset ones are skipped cheaply
+        self._value_callbacks: Tuple[Tuple[Optional[Callable[..., Any]], str], ...] = tuple(
+            (getattr(settings, attr), name) for name, attr, _ in FIELD_CALLBACKS
         )
         self._any_value_callback = any(fn is not None for fn, _ in self._value_callbacks)
 
@@ -174,44 +163,18 @@ class Recorder:
                 logger.warning("moesif: could not arrange the request body capture", exc_info=True)
         return pending
 
-    # -- sampling and governance, before the view -------------------------------------------------------------
+    # -- sampling and governance, before the view: the core decides (see moesif_core.preapp) -----------------
 
-    def sample(self, request: HttpRequest, config: AppConfig, rules: Sequence[Rule]) -> Tuple[Pending, RequestFacts]:
-        """Early sampling (a request that is not sampled costs no capture work) and :meth:`begin`; returns the
-        pending capture and the request's facts for governance (user and company still to fill in)."""
-        meta = request.META
-        headers = lower_headers(meta)
-        ip = client_ip(headers, meta.get("REMOTE_ADDR"))
-        method = request.method or "GET"
-        path = request.path
-        weight = 1 if config.samples_everything else self.agent.sample_early(method, path, ip)
-        if weight is None:
-            pending = Pending(time.time(), self._transaction_id(request) if self.add_transaction_id else None)
-            pending.capture = False
-        else:
-            pending = self.begin(request)
-            if weight > 0 and not config.samples_everything:
-                pending.weight = weight
-        body = _cached_json_body(request) if rules and rules_need_body(rules) else None
-        facts = RequestFacts(verb=method, uri=request_uri(request), path=path, ip=ip, headers=headers, body=body)
-        return pending, facts
-
-    def early_user(self, request: HttpRequest, user_id: Any, headers: Mapping[str, str], may_load: bool) -> Any:
-        """The user for governance when ``IDENTIFY_USER`` gave none: ``request.user``, else the Authorization
-        header rules."""
-        if user_id is None:
-            try:
-                user_id = user_id_from_request(request, may_load)
-            except Exception:  # the session or user lookup failed: the view will meet the same error
-                logger.debug("moesif: could not resolve request.user for governance", exc_info=True)
-        if user_id is None:
-            s = self.settings
-            user_id = user_from_headers(headers, s.authorization_header_name, s.authorization_user_id_field)
-        return user_id
-
-    def early_ids(self, request: HttpRequest, facts: RequestFacts, may_load: bool) -> None:
-        """Fill in the facts' user and company, calling ``IDENTIFY_USER``/``IDENTIFY_COMPANY`` with ``response``
-        ``None`` (as the WSGI original did before the app)."""
+    def before(self, request: HttpRequest) -> Tuple[Pending, Optional[EarlyDecision]]:
+        """Everything before the view: :meth:`begin`, early sampling and governance. Returns the pending capture
+        and, when a rule blocks the request (the view must not run), the decision to answer with."""
+        early = self.preapp.begin()
+        if early is None:  # the default: one tuple read, no sampling or rules
+            return self.begin(request), None
+        pending = self._sample(request, early)
+        if not early.governs:
+            return pending, None
+        may_load = self.may_load_user(request)
         s = self.settings
         user_id = (
             _sync_value(call_user(s.identify_user, "IDENTIFY_USER", request, None), "IDENTIFY_USER")
@@ -223,10 +186,16 @@ class Recorder:
             if s.identify_company is not None
             else None
         )
-        self._set_ids(facts, self.early_user(request, user_id, facts.headers, may_load), company_id)
+        return pending, self._govern(request, early, pending, self._early_user(request, user_id, may_load), company_id)
 
-    async def aearly_ids(self, request: HttpRequest, facts: RequestFacts) -> None:
-        """As :meth:`early_ids`, on the event loop (``request.user`` only if the app already resolved it)."""
+    async def abefore(self, request: HttpRequest) -> Tuple[Pending, Optional[EarlyDecision]]:
+        """As :meth:`before`, on the event loop (``request.user`` only if the app already resolved it)."""
+        early = self.preapp.begin()
+        if early is None:
+            return self.begin(request), None
+        pending = self._sample(request, early)
+        if not early.governs:
+            return pending, None
         s = self.settings
         user_id = (
             await _async_call(s.identify_user, "IDENTIFY_USER", request, None) if s.identify_user is not None else None
@@ -236,31 +205,51 @@ class Recorder:
             if s.identify_company is not None
             else None
         )
-        self._set_ids(facts, self.early_user(request, user_id, facts.headers, False), company_id)
+        return pending, self._govern(request, early, pending, self._early_user(request, user_id, False), company_id)
+
+    def _sample(self, request: HttpRequest, early: EarlyDecision) -> Pending:
+        """Early sampling (a request that is not sampled costs no capture work), then :meth:`begin`."""
+        meta = request.META
+        headers = lower_headers(environ_header_pairs(meta), wsgi=True)
+        if not early.sample(request.method or "GET", request.path, headers, meta.get("REMOTE_ADDR")):
+            pending = Pending(time.time(), self._transaction_id(request) if self.add_transaction_id else None)
+            pending.capture = False
+            return pending
+        pending = self.begin(request)
+        pending.weight = early.weight
+        return pending
 
     @staticmethod
-    def _set_ids(facts: RequestFacts, user_id: Any, company_id: Any) -> None:
-        facts.user_id = None if user_id is None or user_id == "" else str(user_id)
-        facts.company_id = None if company_id is None or company_id == "" else str(company_id)
+    def _early_user(request: HttpRequest, user_id: Any, may_load: bool) -> Any:
+        """The user for governance when ``IDENTIFY_USER`` gave none: ``request.user`` (the core falls back to the
+        authorization header after that)."""
+        if user_id is None or user_id == "":
+            try:
+                user_id = user_id_from_request(request, may_load)
+            except Exception:  # the session or user lookup failed: the view will meet the same error
+                logger.debug("moesif: could not resolve request.user for governance", exc_info=True)
+        return user_id
 
-    def govern(self, facts: RequestFacts, pending: Pending) -> Optional[Decision]:
-        """Evaluate the rules; the decision when the request is blocked (the view must not run), else ``None``
-        (a non-blocking rule's headers are kept for the view's response)."""
-        decision = self.agent.governor.evaluate(facts)
-        if decision is None:
-            return None
-        if decision.blocked:
-            pending.blocked_by = decision.blocked_by
-            return decision
-        if decision.headers:
-            pending.extra_headers = dict(decision.headers)
+    @staticmethod
+    def _govern(
+        request: HttpRequest, early: EarlyDecision, pending: Pending, user_id: Any, company_id: Any
+    ) -> Optional[EarlyDecision]:
+        """Evaluate the rules: the decision when the request is blocked, else ``None`` (a non-blocking rule's
+        headers are kept for the view's response)."""
+        body = _cached_json_body(request) if early.needs_body else None
+        early.govern(request_uri(request), user_id, company_id, body)
+        if early.blocked:
+            pending.blocked_by = early.blocked_by
+            return early
+        if early.headers:
+            pending.extra_headers = early.headers
         return None
 
     def apply_extras(self, response: HttpResponseBase, pending: Pending) -> bool:
         """Add the rules' headers (and, for a request that is not sampled, the transaction id); ``True`` when the
         event is to be captured."""
         if pending.extra_headers:
-            for name, value in pending.extra_headers.items():
+            for name, value in pending.extra_headers:
                 response[name] = value
         if pending.capture:
             return True
@@ -270,13 +259,8 @@ class Recorder:
 
     @staticmethod
     def _transaction_id(request: HttpRequest) -> str:
-        """The caller's ``X-Moesif-Transaction-Id`` when it sent one (as the original), else a new uuid4."""
-        incoming = request.META.get("HTTP_X_MOESIF_TRANSACTION_ID")
-        if isinstance(incoming, str):
-            incoming = incoming.strip()
-            if incoming and len(incoming) <= MAX_INCOMING_TRANSACTION_ID:
-                return incoming
-        return new_transaction_id()
+        """The core's rule: the caller's ``X-Moesif-Transaction-Id`` when it is a sane token, else a new id."""
+        return transaction_id_for(request.META.get("HTTP_X_MOESIF_TRANSACTION_ID"))
 
     # -- the user's callbacks ----------------------------------------------------------------------------------
 
@@ -330,7 +314,7 @@ class Recorder:
             method=request.method or "GET",
             uri=request_uri(request),
             request_time=pending.request_time,
-            request_headers=header_pairs(meta),
+            request_headers=environ_header_pairs(meta),
             wsgi_headers=True,
             request_body=pending.request_body,
             response_status=response.status_code,

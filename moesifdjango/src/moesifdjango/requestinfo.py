@@ -7,28 +7,15 @@ happen later in the core's worker.
 from __future__ import annotations
 
 import logging
-from typing import Any, List, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 from django.conf import settings as django_settings
 from django.http import HttpRequest
 from django.utils.functional import LazyObject, empty
 
-from moesif_core import BodyTap
+from moesif_core import BodyTap, content_length
 
 logger = logging.getLogger("moesif")
-
-
-def header_pairs(meta: Any) -> List[Tuple[str, Any]]:
-    """The request headers as ``request.META`` holds them (``HTTP_X_CASE``, ``CONTENT_TYPE``...), for the core's
-    ``wsgi_headers`` naming. The same under WSGI and ASGI: Django builds ``META`` alike for both."""
-    out = [(k, v) for k, v in meta.items() if k[:5] == "HTTP_"]
-    content_type = meta.get("CONTENT_TYPE")
-    if content_type:
-        out.append(("CONTENT_TYPE", content_type))
-    length = meta.get("CONTENT_LENGTH")
-    if length:
-        out.append(("CONTENT_LENGTH", length))
-    return out
 
 
 def request_uri(request: HttpRequest) -> str:
@@ -44,17 +31,6 @@ def request_uri(request: HttpRequest) -> str:
     except Exception:  # noqa: BLE001 - an old or unusual request class: fall back to the headers
         host = str(meta.get("HTTP_HOST") or meta.get("SERVER_NAME") or "")
     return f"{request.scheme}://{host}{request.get_full_path()}"
-
-
-def content_length(meta: Any) -> Optional[int]:
-    value = meta.get("CONTENT_LENGTH")
-    if not value:
-        return None
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        return None
-    return n if n >= 0 else None
 
 
 class TeeStream:
@@ -105,7 +81,7 @@ def capture_request_body(request: HttpRequest, limit: int) -> Tuple[Optional[Bod
         tap.feed(body)
         return tap, None
     meta = request.META
-    n = content_length(meta)
+    n = content_length(meta.get("CONTENT_LENGTH"))
     if n == 0 or (n is None and not meta.get("HTTP_TRANSFER_ENCODING")):
         return None, None
     if d.get("_read_started") or "_stream" not in d:
