@@ -35,9 +35,34 @@ def test_data_survives_restart(tmp_path: Path, helpers: Any, make_event: Any) ->
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 4
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        assert {"events_time", "events_path", "events_status", "events_user_id", "events_company_id"} <= indexes
+        assert {"events_time_cover", "events_route_cover", "events_user_activity", "events_company_activity"} <= indexes
     # Config and rules files were created beside the database.
     assert (tmp_path / "collector.config.json").exists() and (tmp_path / "collector.rules.json").exists()
+
+
+def test_database_of_an_older_version_gains_routes(tmp_path: Path, make_event: Any) -> None:
+    """A database written before route templates existed is upgraded in place when opened."""
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, received_at TEXT NOT NULL, time TEXT,
+                verb TEXT, path TEXT, uri TEXT, status INTEGER, user_id TEXT, company_id TEXT, duration_ms REAL,
+                direction TEXT, json TEXT NOT NULL);
+            CREATE INDEX events_time ON events(time);
+            CREATE INDEX events_user_id ON events(user_id);
+            INSERT INTO events (received_at, time, verb, path, status, json)
+                VALUES ('2026-11-01T00:00:00.000', '2026-11-01T00:00:00.000', 'GET', '/items/42', 200, '{}');
+            """
+        )
+    conn.close()
+    with Collector(db_path=db) as upgraded:
+        assert [c["route"] for c in upgraded.calls()] == ["/items/{id}"]
+        assert upgraded.stats()["routes"][0]["route"] == "/items/{id}"
+    with sqlite3.connect(db) as conn:
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    conn.close()
+    assert "events_time" not in indexes and "events_user_id" not in indexes and "events_time_cover" in indexes
 
 
 def test_concurrent_senders_from_several_processes(collector: Collector) -> None:

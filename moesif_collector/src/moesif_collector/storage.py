@@ -12,17 +12,18 @@ Every batch is written in one transaction: a batch is stored whole or not at all
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import analytics
+from .routes import route_template
 from .timefmt import elapsed_ms, format_time, parse_time, utc_now
 
 PROFILE_KINDS: dict[str, tuple[str, ...]] = {
@@ -47,14 +48,9 @@ CREATE TABLE IF NOT EXISTS events (
     company_id TEXT,
     duration_ms REAL,
     direction TEXT,
-    json TEXT NOT NULL
+    json TEXT NOT NULL,
+    route TEXT
 );
-CREATE INDEX IF NOT EXISTS events_time ON events(time);
-CREATE INDEX IF NOT EXISTS events_path ON events(path);
-CREATE INDEX IF NOT EXISTS events_status ON events(status);
-CREATE INDEX IF NOT EXISTS events_user_id ON events(user_id);
-CREATE INDEX IF NOT EXISTS events_company_id ON events(company_id);
-CREATE INDEX IF NOT EXISTS events_received_at ON events(received_at);
 CREATE TABLE IF NOT EXISTS users (
     user_id TEXT PRIMARY KEY,
     company_id TEXT,
@@ -89,6 +85,23 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 """
 
+# Created after the migration (an older database gains the route column first). The views group and
+# filter by these columns; the composite indexes answer the users, companies and routes views without
+# reading the rows (measured: benchmarks/collector_queries.py).
+_INDEXES = """
+DROP INDEX IF EXISTS events_time;
+DROP INDEX IF EXISTS events_user_id;
+DROP INDEX IF EXISTS events_company_id;
+CREATE INDEX IF NOT EXISTS events_time_cover ON events(time, status, duration_ms, route, verb, user_id, company_id);
+CREATE INDEX IF NOT EXISTS events_path ON events(path);
+CREATE INDEX IF NOT EXISTS events_status ON events(status);
+CREATE INDEX IF NOT EXISTS events_received_at ON events(received_at);
+CREATE INDEX IF NOT EXISTS events_duration ON events(duration_ms, status);
+CREATE INDEX IF NOT EXISTS events_route_cover ON events(route, verb, duration_ms, status, time);
+CREATE INDEX IF NOT EXISTS events_user_activity ON events(user_id, time, status);
+CREATE INDEX IF NOT EXISTS events_company_activity ON events(company_id, time, status);
+"""
+
 # One encoder for every stored document: building one per call (what json.dumps does with options) is slow.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
@@ -104,6 +117,7 @@ EVENT_COLUMNS = (
     "company_id",
     "duration_ms",
     "direction",
+    "route",
 )
 
 
@@ -111,14 +125,30 @@ EVENT_COLUMNS = (
 class CallFilter:
     """Filters shared by the page, ``tail`` and the stats, so they always agree on what they count.
 
-    ``path`` and ``user`` match substrings (case-insensitive for ASCII, as SQLite ``LIKE``); ``status``
-    is a class such as ``"4xx"``; ``after_id`` keeps only events stored after that id (for following).
+    ``path``, ``user`` and ``company`` match substrings (case-insensitive for ASCII, as SQLite ``LIKE``):
+    what people type. ``user_id``, ``company_id``, ``verb`` and ``route`` (a template such as
+    ``/items/{id}``) match exactly: what a click on a user or a route selects. ``status`` is a class such
+    as ``"4xx"``. ``since`` (inclusive) and ``until`` (exclusive) bound the request time, in the stored
+    form (``YYYY-MM-DDTHH:MM:SS.mmm``, UTC). ``after_id`` keeps events stored after that id (for
+    following), ``before_id`` those stored before it (for paging back).
     """
 
     path: str = ""
     status: str = ""
     user: str = ""
     after_id: int = 0
+    company: str = ""
+    user_id: str = ""
+    company_id: str = ""
+    verb: str = ""
+    route: str = ""
+    since: str = ""
+    until: str = ""
+    before_id: int = 0
+
+    def without_time(self) -> CallFilter:
+        """The same filter over all time and ids (the chart brings its own time window)."""
+        return replace(self, since="", until="", after_id=0, before_id=0)
 
 
 @dataclass(frozen=True)
@@ -171,11 +201,12 @@ def event_row(event: Mapping[str, Any], received_at: str) -> tuple[Any, ...]:
     direction = event.get("direction")
     started = parse_time(req.get("time"))
     raw_time = req.get("time")
+    path = path_of(req.get("uri"))
     return (
         received_at,
         format_time(started) if started is not None else (raw_time if isinstance(raw_time, str) else None),
         verb.upper() if isinstance(verb, str) else None,
-        path_of(req.get("uri")),
+        path,
         req.get("uri") if isinstance(req.get("uri"), str) else None,
         status,
         _text_or_none(event.get("user_id")),
@@ -183,6 +214,7 @@ def event_row(event: Mapping[str, Any], received_at: str) -> tuple[Any, ...]:
         elapsed_ms(started, parse_time(resp.get("time"))),
         direction if isinstance(direction, str) else None,
         _ENCODER.encode(event),
+        route_template(path),
     )
 
 
@@ -205,18 +237,39 @@ def _where(flt: CallFilter) -> tuple[str, list[Any]]:
         low = int(flt.status[0]) * 100
         clauses.append("status >= ? AND status < ?")
         params.extend([low, low + 100])
-    if flt.user:
-        clauses.append("user_id LIKE ? ESCAPE '\\'")
-        params.append(_like_pattern(flt.user))
-    if flt.after_id:
-        clauses.append("id > ?")
-        params.append(flt.after_id)
+    for column, text in (("user_id", flt.user), ("company_id", flt.company)):
+        if text:
+            clauses.append(f"{column} LIKE ? ESCAPE '\\'")
+            params.append(_like_pattern(text))
+    for column, value in (
+        ("user_id", flt.user_id),
+        ("company_id", flt.company_id),
+        ("verb", flt.verb.upper()),
+        ("route", flt.route),
+    ):
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    for clause, bound in (("time >= ?", flt.since), ("time < ?", flt.until), ("id > ?", flt.after_id)):
+        if bound:
+            clauses.append(clause)
+            params.append(bound)
+    if flt.before_id:
+        clauses.append("id < ?")
+        params.append(flt.before_id)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def _percentile_offset(count: int, pct: float) -> int:
-    """Nearest-rank percentile index (0-based) among ``count`` sorted values."""
-    return max(0, min(count - 1, math.ceil(pct / 100.0 * count) - 1))
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database written by an older version up to date: the route column, then the indexes."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    if "route" not in columns:
+        conn.create_function("moesif_route_template", 1, route_template, deterministic=True)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ALTER TABLE events ADD COLUMN route TEXT")
+        conn.execute("UPDATE events SET route = moesif_route_template(path)")
+        conn.execute("COMMIT")
+    conn.executescript(_INDEXES)
 
 
 class Storage:
@@ -238,6 +291,7 @@ class Storage:
             if not self._memory:
                 self._writer.execute("PRAGMA journal_mode=WAL")
             self._writer.executescript(_SCHEMA)
+            _migrate(self._writer)
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -328,7 +382,7 @@ class Storage:
         with self._writing() as conn:
             conn.executemany(
                 "INSERT INTO events (received_at, time, verb, path, uri, status, user_id, company_id,"
-                " duration_ms, direction, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " duration_ms, direction, json, route) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         return len(rows)
@@ -449,35 +503,29 @@ class Storage:
         - ``calls_per_minute``: average rate over the span of request times (a span under a minute
           counts as one minute); ``calls_last_minute``: events received in the last 60 s.
         - ``p50_ms``/``p95_ms``: nearest-rank percentiles of ``response.time - request.time``.
-        - ``routes``: per (verb, path) counts, errors and mean duration, busiest first.
+        - ``routes``: per (verb, route template) calls, errors, mean, p50 and p95, busiest first.
         """
         where, params = _where(flt or CallFilter())
         and_or_where = " AND " if where else " WHERE "
         since = format_time(utc_now() - timedelta(seconds=60))
         with self._reading() as conn:
             total, errors, first, last = conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(status >= 400), 0), MIN(julianday(time)), MAX(julianday(time))"
-                f" FROM events{where}",
-                params,
+                f"SELECT COUNT(*), COALESCE(SUM(status >= 400), 0), MIN(time), MAX(time) FROM events{where}", params
             ).fetchone()
+            # The last minute is a short range of the received_at index: never let a filter's index win.
             last_minute = conn.execute(
-                f"SELECT COUNT(*) FROM events{where}{and_or_where}received_at >= ?", [*params, since]
+                f"SELECT COUNT(*) FROM events INDEXED BY events_received_at{where}{and_or_where}received_at >= ?",
+                [*params, since],
             ).fetchone()[0]
-            timed_where = f"{where}{and_or_where}duration_ms IS NOT NULL"
-            timed = conn.execute(f"SELECT COUNT(*) FROM events{timed_where}", params).fetchone()[0]
-            percentiles: dict[str, float | None] = {"p50_ms": None, "p95_ms": None}
-            if timed:
-                for name, pct in (("p50_ms", 50.0), ("p95_ms", 95.0)):
-                    percentiles[name] = conn.execute(
-                        f"SELECT duration_ms FROM events{timed_where} ORDER BY duration_ms LIMIT 1 OFFSET ?",
-                        [*params, _percentile_offset(timed, pct)],
-                    ).fetchone()[0]
-            route_rows = conn.execute(
-                "SELECT verb, path, COUNT(*) AS n, COALESCE(SUM(status >= 400), 0), AVG(duration_ms)"
-                f" FROM events{where} GROUP BY verb, path ORDER BY n DESC, path, verb LIMIT ?",
-                [*params, routes_limit],
-            ).fetchall()
-        span_minutes = (last - first) * 24 * 60 if first is not None and last is not None else 0.0
+            timed = conn.execute(f"SELECT COUNT(duration_ms) FROM events{where}", params).fetchone()[0]
+            source = f"FROM events{where}{and_or_where}duration_ms IS NOT NULL"
+            percentiles = {
+                "p50_ms": analytics.nth_duration(conn, source, params, timed, 50),
+                "p95_ms": analytics.nth_duration(conn, source, params, timed, 95),
+            }
+            routes = analytics.route_stats(conn, where, params, limit=routes_limit) if routes_limit else []
+        begin, end = parse_time(first), parse_time(last)
+        span_minutes = (end - begin).total_seconds() / 60 if begin is not None and end is not None else 0.0
         return {
             "calls": int(total),
             "errors": int(errors),
@@ -485,14 +533,36 @@ class Storage:
             "calls_per_minute": total / max(span_minutes, 1.0) if total else 0.0,
             "calls_last_minute": int(last_minute),
             **percentiles,
-            "routes": [
-                {
-                    "verb": verb,
-                    "path": path,
-                    "calls": int(count),
-                    "errors": int(route_errors),
-                    "avg_ms": None if avg is None else round(float(avg), 3),
-                }
-                for verb, path, count, route_errors, avg in route_rows
-            ],
+            "routes": routes,
         }
+
+    def routes(
+        self, flt: CallFilter | None = None, limit: int = 200, sort: str = "calls", descending: bool = True
+    ) -> list[dict[str, Any]]:
+        """Per-route numbers (see :func:`analytics.route_stats`), sorted by ``sort``."""
+        where, params = _where(flt or CallFilter())
+        with self._reading() as conn:
+            return analytics.route_stats(conn, where, params, limit=limit, sort=sort, descending=descending)
+
+    def timeseries(self, flt: CallFilter | None = None, window: str = "1h") -> dict[str, Any]:
+        """Traffic per bucket over the last ``window`` (see :func:`analytics.timeseries`); ignores time filters."""
+        where, params = _where((flt or CallFilter()).without_time())
+        with self._reading() as conn:
+            return analytics.timeseries(conn, where, params, window, utc_now())
+
+    def people(
+        self,
+        kind: str,
+        flt: CallFilter | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        sort: str = "last_seen",
+        descending: bool = True,
+    ) -> dict[str, Any]:
+        """Users or companies with their activity (see :func:`analytics.people`)."""
+        flt = flt or CallFilter()
+        where, params = _where(flt)
+        with self._reading() as conn:
+            return analytics.people(
+                conn, kind, where, params, flt != CallFilter(), limit, offset, sort=sort, descending=descending
+            )

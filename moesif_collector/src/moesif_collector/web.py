@@ -5,11 +5,16 @@ The page is rendered on the server (so it shows data even without JavaScript), t
 untrusted (it is whatever clients sent), so: the HTML is escaped on the server, the script never uses
 ``innerHTML``, and a strict Content-Security-Policy forbids inline script and every outside resource.
 
-JSON endpoints:
+JSON endpoints (every one takes the call filters of :func:`filter_from`):
 
-- ``GET /api/calls?path=&status=&user=&limit=100&after_id=&order=desc|asc``: call summaries.
+- ``GET /api/calls?limit=100&after_id=&before_id=&order=desc|asc``: call summaries, ``more`` when the
+  page did not hold them all.
 - ``GET /api/calls/<id>``: one event in full, with bodies decoded for display (see :func:`describe_body`).
-- ``GET /api/stats?path=&status=&user=``: totals (see ``Storage.stats``).
+- ``GET /api/stats?routes=50``: totals and the busiest routes (see ``Storage.stats``).
+- ``GET /api/routes?sort=calls&dir=desc``: per route template (see ``analytics.route_stats``).
+- ``GET /api/timeseries?window=15m|1h|6h|24h``: traffic per bucket (see ``analytics.timeseries``).
+- ``GET /api/users``, ``GET /api/companies`` (``sort``, ``dir``, ``limit``, ``offset``): profiles and activity.
+- ``GET /api/config``: the config and governance rules being served, and the files they come from.
 """
 
 from __future__ import annotations
@@ -19,12 +24,16 @@ import binascii
 import html
 import json
 import re
+from collections.abc import Collection
 from importlib import resources
 from typing import Any
 
+from .analytics import PEOPLE_SORTS, ROUTE_SORTS, WINDOWS
 from .app import CollectorApp
+from .config_store import JsonFileStore
 from .http_types import Request, Response, error_response, json_response
 from .storage import STATUS_CLASSES, CallFilter
+from .timefmt import format_time, parse_time
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -69,8 +78,8 @@ def handle(app: CollectorApp, req: Request) -> Response:
             flt = filter_from(req)
             limit = _int_param(req, "limit", 100, 1, MAX_LIMIT)
             newest_first = req.param("order", "desc") != "asc"
-            calls = app.storage.calls(flt, limit=limit, newest_first=newest_first)
-            return _with_security(json_response(200, {"calls": calls}))
+            calls = app.storage.calls(flt, limit=limit + 1, newest_first=newest_first)
+            return _with_security(json_response(200, {"calls": calls[:limit], "more": len(calls) > limit}))
         if path.startswith("/api/calls/"):
             try:
                 event_id = int(path[len("/api/calls/") :])
@@ -81,7 +90,32 @@ def handle(app: CollectorApp, req: Request) -> Response:
                 return error_response(404, f"no call with id {event_id}")
             return _with_security(json_response(200, describe_call(detail)))
         if path == "/api/stats":
-            return _with_security(json_response(200, app.storage.stats(filter_from(req))))
+            routes_limit = _int_param(req, "routes", 50, 0, MAX_LIMIT)
+            stats = app.storage.stats(filter_from(req), routes_limit=routes_limit)
+            return _with_security(json_response(200, stats))
+        if path == "/api/routes":
+            sort, descending = _sort_params(req, ROUTE_SORTS, "calls")
+            limit = _int_param(req, "limit", 200, 1, MAX_LIMIT)
+            routes = app.storage.routes(filter_from(req), limit=limit, sort=sort, descending=descending)
+            return _with_security(json_response(200, {"routes": routes}))
+        if path == "/api/timeseries":
+            window = req.param("window", "1h")
+            if window not in WINDOWS:
+                raise ValueError(f"window must be one of {', '.join(WINDOWS)}")
+            return _with_security(json_response(200, app.storage.timeseries(filter_from(req), window)))
+        if path in ("/api/users", "/api/companies"):
+            sort, descending = _sort_params(req, PEOPLE_SORTS, "last_seen")
+            found = app.storage.people(
+                path[len("/api/") :],
+                filter_from(req),
+                limit=_int_param(req, "limit", 100, 1, MAX_LIMIT),
+                offset=_int_param(req, "offset", 0, 0, 2**31),
+                sort=sort,
+                descending=descending,
+            )
+            return _with_security(json_response(200, found))
+        if path == "/api/config":
+            return _with_security(json_response(200, config_in_effect(app)))
     except ValueError as exc:
         return error_response(400, str(exc))
     return error_response(404, f"no such page: {req.path}")
@@ -103,8 +137,34 @@ def _int_param(req: Request, name: str, default: int, low: int, high: int) -> in
     return max(low, min(high, value))
 
 
+def _sort_params(req: Request, allowed: Collection[str], default: str) -> tuple[str, bool]:
+    sort = req.param("sort", default) or default
+    if sort not in allowed:
+        raise ValueError(f"sort must be one of {', '.join(allowed)}")
+    direction = req.param("dir", "desc")
+    if direction not in ("asc", "desc"):
+        raise ValueError("dir must be asc or desc")
+    return sort, direction == "desc"
+
+
+def _time_param(req: Request, name: str) -> str:
+    """A time bound in the stored form; accepts any ISO-8601 time (``Z`` or an offset: converted to UTC)."""
+    text = req.param(name).strip()
+    if not text:
+        return ""
+    parsed = parse_time(text)
+    if parsed is None:
+        raise ValueError(f"{name} must be an ISO-8601 time such as 2026-12-02T06:00:00Z, not {text!r}")
+    return format_time(parsed)
+
+
 def filter_from(req: Request) -> CallFilter:
-    """Read the shared filters from query parameters (``status`` must be a class like ``4xx``)."""
+    """Read the call filters from query parameters, shared by every view so they agree on what they count.
+
+    ``path``, ``user``, ``company``: contains (what people type); ``user_id``, ``company_id``, ``verb``,
+    ``route``: exact (what a click selects); ``status``: a class like ``4xx``; ``from``/``to``: request
+    time range (ISO-8601, ``to`` excluded); ``after_id``/``before_id``: id bounds for following and paging.
+    """
     status = req.param("status").strip().lower()
     if status and status not in STATUS_CLASSES:
         raise ValueError(f"status must be one of {', '.join(STATUS_CLASSES)}")
@@ -112,8 +172,31 @@ def filter_from(req: Request) -> CallFilter:
         path=req.param("path").strip(),
         status=status,
         user=req.param("user").strip(),
+        company=req.param("company").strip(),
+        user_id=req.param("user_id"),
+        company_id=req.param("company_id"),
+        verb=req.param("verb").strip().upper(),
+        route=req.param("route"),
+        since=_time_param(req, "from"),
+        until=_time_param(req, "to"),
         after_id=_int_param(req, "after_id", 0, 0, 2**62),
+        before_id=_int_param(req, "before_id", 0, 0, 2**62),
     )
+
+
+def _file_view(store: JsonFileStore) -> dict[str, Any]:
+    snapshot = store.snapshot_or_none()
+    return {
+        "path": str(store.path.resolve()),
+        "value": None if snapshot is None else snapshot.value,
+        "etag": None if snapshot is None else snapshot.etag,
+        "error": store.error,
+    }
+
+
+def config_in_effect(app: CollectorApp) -> dict[str, Any]:
+    """What ``GET /v1/config`` and ``GET /v1/rules`` serve right now, where from, and any file problem."""
+    return {"config": _file_view(app.config), "rules": _file_view(app.rules), "config_etag": app.config_etag()}
 
 
 def describe_body(body: Any, transfer_encoding: Any) -> dict[str, Any]:
