@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any, Iterator
 
 import pytest
@@ -51,6 +52,9 @@ def test_transaction_id_for(incoming: Any, reused: bool) -> None:
 def test_new_ids_are_distinct_uuid4() -> None:
     ids = {transaction_id_for(None) for _ in range(2000)}
     assert len(ids) == 2000 and all(UUID_RE.match(i) for i in ids)
+    for tid in list(ids)[:200]:
+        u = uuid.UUID(tid)
+        assert str(u) == tid and u.version == 4 and u.variant == uuid.RFC_4122
 
 
 def test_header_helpers() -> None:

@@ -59,8 +59,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import re
 import threading
 import time
 import weakref
@@ -71,12 +69,15 @@ from moesif_core import (
     Agent,
     BodyTap,
     MoesifAPI,
+    PreApp,
     ProfileHelpers,
     RawCapture,
     Settings,
     call_user,
+    field_callbacks,
+    lower_headers,
+    transaction_id_for,
 )
-from moesif_core.identity import client_ip
 
 from .version import __version__
 
@@ -95,24 +96,10 @@ TORNADO_DEFAULTS: Mapping[str, Any] = {"BATCH_SIZE": 25, "EVENT_BATCH_TIMEOUT": 
 
 USER_AGENT = f"moesiftornado-python/{__version__}"
 
-#: An ``X-Moesif-Transaction-Id`` sent by the client is reused when it looks like an id (uuids do).
-_TRANSACTION_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
-
-def new_transaction_id() -> str:
-    """A random (version 4) UUID string, as ``str(uuid.uuid4())`` gives, for a fifth of its cost."""
-    b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
-    b[8] = (b[8] & 0x3F) | 0x80
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _incoming_or_new_transaction_id(headers: Optional[HTTPHeaders]) -> str:
-    value = headers.get(TRANSACTION_ID_HEADER) if headers is not None else None
-    if value and _TRANSACTION_ID_RE.fullmatch(value):
-        return value
-    return new_transaction_id()
+def _transaction_id(headers: Optional[HTTPHeaders]) -> str:
+    """The core's rule on the request's ``X-Moesif-Transaction-Id``: reused when a sane token, else a new id."""
+    return transaction_id_for(headers.get(TRANSACTION_ID_HEADER) if headers is not None else None)
 
 
 class ResponseTap:
@@ -138,7 +125,7 @@ class ResponseTap:
             if self.add_transaction_id:
                 tid = headers.get(TRANSACTION_ID_HEADER)  # set by the handler: it wins
                 if not tid:
-                    tid = _incoming_or_new_transaction_id(self.request.headers)
+                    tid = _transaction_id(self.request.headers)
                     headers[TRANSACTION_ID_HEADER] = tid
                 self.transaction_id = tid
             if self.body is not None and chunk:
@@ -257,6 +244,10 @@ class MoesifMiddleware(ProfileHelpers):
             },
         )
         self._tap_class = tap
+        #: early sampling, decided by the core
+        self._preapp = PreApp(self.agent)
+        #: ``(setting name, RawCapture attribute, callback)`` for the callbacks that are set, in the core's order
+        self._field_callbacks = field_callbacks(s)
         self._late: weakref.WeakSet[Any] = weakref.WeakSet()
         install_application_hook()
         logger.debug("moesif: moesiftornado %s ready (%s)", __version__, s.describe())
@@ -312,12 +303,13 @@ class MoesifMiddleware(ProfileHelpers):
     def _sample(self, request: HTTPServerRequest) -> Optional[int]:
         """The early sampling decision (see the module docstring): ``None`` to drop the call, else its weight
         (``None`` in the capture when everything is sampled or the worker decides)."""
-        config, _ = self.agent.remote.current()
-        if config.samples_everything:  # the default: one tuple read
+        early = self._preapp.begin()
+        if early is None:  # the default: one tuple read, one identity check
             return 0
-        headers = {k.lower(): v for k, v in request.headers.get_all()}
-        ip = client_ip(headers, request.remote_ip)
-        return self.agent.sample_early(request.method or "GET", request.path or "/", ip)
+        headers = lower_headers(request.headers.get_all())
+        if not early.sample(request.method or "GET", request.path, headers, request.remote_ip):
+            return None
+        return early.weight or 0
 
     def _capture(self, handler: RequestHandler) -> None:
         s = self.settings
@@ -350,7 +342,7 @@ class MoesifMiddleware(ProfileHelpers):
         if not s.disable_transaction_id:
             transaction_id = tap.transaction_id if tap is not None else None
             if transaction_id is None:
-                transaction_id = _incoming_or_new_transaction_id(request.headers)
+                transaction_id = _transaction_id(request.headers)
 
         response_headers = getattr(handler, "_headers", None)
         raw = RawCapture(
@@ -364,15 +356,12 @@ class MoesifMiddleware(ProfileHelpers):
             response_headers=list(response_headers.get_all()) if response_headers is not None else (),
             response_body=response_body,
             peer_ip=request.remote_ip,
-            user_id=call_user(s.identify_user, "IDENTIFY_USER", handler),
-            company_id=call_user(s.identify_company, "IDENTIFY_COMPANY", handler),
-            session_token=call_user(s.get_session_token, "GET_SESSION_TOKEN", handler),
-            metadata=call_user(s.get_metadata, "GET_METADATA", handler),
-            api_version=call_user(s.get_api_version, "GET_API_VERSION", handler),
             transaction_id=transaction_id,
             log_body=s.log_body,
             weight=weight or None,
         )
+        for name, field, fn in self._field_callbacks:
+            setattr(raw, field, call_user(fn, name, handler))
         self.agent.capture(raw)
 
     # -- shipping ----------------------------------------------------------------------------------------------
