@@ -13,13 +13,14 @@ from .capture import RawCapture
 from .client import IngestionClient, MoesifAPIError
 from .environ import content_length, environ_header_pairs
 from .event import EventModel, EventRequestModel, EventResponseModel
-from .guard import call_user, capture_internal_exceptions
+from .guard import CALLBACK_FAILED, call_user, capture_internal_exceptions
 from .ids import new_transaction_id, transaction_id_for
 from .preapp import EarlyDecision, PreApp, json_body, lower_headers
 from .settings import Settings
 from .version import __version__
 
 __all__ = [
+    "CALLBACK_FAILED",
     "FIELD_CALLBACKS",
     "Agent",
     "BodyTap",

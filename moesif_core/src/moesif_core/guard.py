@@ -4,7 +4,8 @@ No exception of ours or of a user callback may reach the app, and none may pass 
 ruff's ``BLE001`` holds the code to (a blind ``except`` must log its traceback, re-raise, or say why it need not):
 
 - A user callback (``IDENTIFY_USER``, ``SKIP``...) is called through :func:`call_user`: a raising callback is
-  logged as a warning naming its setting, and gives ``None``.
+  logged as a warning naming its setting, and gives ``None``. Where it must be awaited or run in a thread, the
+  caller's ``except Exception:`` logs :data:`CALLBACK_FAILED` with ``exc_info=True``.
 - SDK code around the app's request path that has nothing to hand back goes in
   ``with capture_internal_exceptions("what we were doing"):``: a warning with the traceback, and the request goes
   on. Where the block must hand a fallback back (serve the request without capture, keep an event whose sampling
@@ -40,16 +41,19 @@ def capture_internal_exceptions(what: str = "capturing the event") -> Iterator[N
         logger.warning("moesif: error while %s; the request is not affected", what, exc_info=True)
 
 
-def call_user(fn: Optional[Callable[..., Any]], name: str, *args: Any) -> Any:
-    """Call a user callback (``IDENTIFY_USER`` and friends); ``None`` if it is unset or raises.
+#: The log line of a user callback that raised (``%s``: the setting's name, so the user knows which one to fix; the
+#: event goes on without that field). Callers that cannot use :func:`call_user` (awaited callbacks, callbacks run in a
+#: thread) log it from their own ``except Exception:`` with ``exc_info=True``.
+CALLBACK_FAILED = "moesif: the %s callback raised; the event is sent without it"
 
-    A raising callback is logged with the setting's name so the user knows which one to fix; the event goes on
-    without that field.
-    """
+
+def call_user(fn: Optional[Callable[..., Any]], name: str, *args: Any) -> Any:
+    """Call a user callback (``IDENTIFY_USER`` and friends); ``None`` if it is unset or raises (logged as
+    :data:`CALLBACK_FAILED`)."""
     if fn is None:
         return None
     try:
         return fn(*args)
     except Exception:
-        logger.warning("moesif: the %s callback raised; the event is sent without it", name, exc_info=True)
+        logger.warning(CALLBACK_FAILED, name, exc_info=True)
         return None

@@ -26,6 +26,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 import anyio.to_thread
 
+from moesif_core import CALLBACK_FAILED
+
 from .options import SLOW_SYNC_CALLBACK
 
 logger = logging.getLogger("moesif")
@@ -93,7 +95,7 @@ class UserCallback:
                 result = await result
             return result
         except Exception:
-            logger.warning("moesif: the %s callback raised; the event is sent without it", self.name, exc_info=True)
+            logger.warning(CALLBACK_FAILED, self.name, exc_info=True)
             return None
 
     def call_sync(self, *args: Any) -> Any:
@@ -101,7 +103,7 @@ class UserCallback:
         try:
             return self.fn(*args)
         except Exception:
-            logger.warning("moesif: the %s callback raised; the event is sent without it", self.name, exc_info=True)
+            logger.warning(CALLBACK_FAILED, self.name, exc_info=True)
             return None
 
     def call_now(self, *args: Any) -> tuple[bool, Any]:
@@ -114,7 +116,7 @@ class UserCallback:
         try:
             result = self.fn(*args)
         except Exception:
-            logger.warning("moesif: the %s callback raised; the event is sent without it", self.name, exc_info=True)
+            logger.warning(CALLBACK_FAILED, self.name, exc_info=True)
             return True, None
         if inspect.isawaitable(result):
             close = getattr(result, "close", None)

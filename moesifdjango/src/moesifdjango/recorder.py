@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 
 from moesif_core import (
+    CALLBACK_FAILED,
     FIELD_CALLBACKS,
     TRANSACTION_ID_HEADER,
     Agent,
@@ -121,16 +122,16 @@ async def _async_call(
         try:
             return await sync_to_async(fn, thread_sensitive=True)(request, response)
         except Exception:
-            logger.warning("moesif: the %s callback raised; the event is sent without it", name, exc_info=True)
+            logger.warning(CALLBACK_FAILED, name, exc_info=True)
             return None
     except Exception:
-        logger.warning("moesif: the %s callback raised; the event is sent without it", name, exc_info=True)
+        logger.warning(CALLBACK_FAILED, name, exc_info=True)
         return None
     if inspect.isawaitable(result):
         try:
             return await result
         except Exception:
-            logger.warning("moesif: the %s callback raised; the event is sent without it", name, exc_info=True)
+            logger.warning(CALLBACK_FAILED, name, exc_info=True)
             return None
     return result
 
