@@ -134,14 +134,16 @@ def test_api_raises_on_refusal() -> None:
     assert info.value.status == 401
 
 
+class Middleware(ProfileHelpers):
+    """The profile helpers as a middleware has them."""
+
+    def __init__(self) -> None:
+        self.client = client()
+
+
 @responses.activate
 def test_middleware_helpers_log_instead_of_raising(caplog: pytest.LogCaptureFixture) -> None:
     responses.post(BASE + "/v1/users", status=500)
-
-    class Middleware(ProfileHelpers):
-        def __init__(self) -> None:
-            self.client = client()
-
     mw = Middleware()
     caplog.set_level(logging.INFO, logger="moesif")
     assert mw.update_user({"company_id": "no user id"}) is False
@@ -157,11 +159,6 @@ def test_profile_failures_log_one_line_with_one_prefix(caplog: pytest.LogCapture
     reports carry none of their own)."""
     responses.post(BASE + "/v1/users", status=500, body="try later")
     responses.post(BASE + "/v1/companies", body=requests.ConnectionError("refused"))
-
-    class Middleware(ProfileHelpers):
-        def __init__(self) -> None:
-            self.client = client()
-
     mw = Middleware()
     caplog.set_level(logging.INFO, logger="moesif")
     assert mw.update_user({"company_id": "c"}) is False
