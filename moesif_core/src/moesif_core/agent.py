@@ -435,7 +435,7 @@ def _flush_all_at_exit() -> None:
         try:
             agent.shutdown(max(0.0, deadline - time.monotonic()))
         except Exception:
-            logger.debug("moesif: error during exit flush", exc_info=True)
+            logger.warning("moesif: error during the exit flush; queued events may be lost", exc_info=True)
 
 
 def _after_fork(ref: weakref.ReferenceType[Agent]) -> None:

@@ -15,8 +15,9 @@ ruff's ``BLE001`` holds the code to (a blind ``except`` must log its traceback, 
   their loop and log with ``exc_info=True``, so a bug costs a batch, never the thread.
 - An optional start-up step (outgoing capture, Tornado's automatic attachment) catches ``Exception``, logs with
   ``exc_info=True``, and the middleware goes on without that feature.
-- These log at warning level; at debug only where the failure is an expected outcome rather than a bug (a client
-  that went away in the middle of its body, a request whose body Django refuses to read).
+- These log at warning level; at debug only where the failure is expected (a client that went away in the middle
+  of its body, a request whose body Django refuses to read) or loses nothing (a sampling draw that fails keeps the
+  event; a batch that will not serialise whole is tried event by event).
 - Everywhere else, the narrowest exception that can happen. ``except Exception`` without a logged traceback only
   where any exception means the same thing, with the reason on the line:
   ``except Exception:  # noqa: BLE001 - <why any exception means this>``.
