@@ -1,9 +1,10 @@
 """The live web page (``GET /``) and the JSON endpoints it polls (``/api/...``).
 
-The page is rendered on the server (so it shows data even without JavaScript), then ``app.js`` polls
-``/api/calls`` and ``/api/stats`` and rebuilds the table with DOM text nodes only. Event data is
-untrusted (it is whatever clients sent), so: the HTML is escaped on the server, the script never uses
-``innerHTML``, and a strict Content-Security-Policy forbids inline script and every outside resource.
+The page is rendered on the server (``page.py``: the calls, totals and routes show even without
+JavaScript), then ``app.js`` polls the JSON below and rebuilds its views with DOM text nodes only. Event
+data is untrusted (it is whatever clients sent), so: the HTML is escaped on the server, the script never
+uses ``innerHTML``, and a strict Content-Security-Policy forbids inline script, inline style and every
+outside resource.
 
 JSON endpoints (every one takes the call filters of :func:`filter_from`):
 
@@ -21,10 +22,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import html
 import json
 import re
 from collections.abc import Collection
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
@@ -32,6 +33,7 @@ from .analytics import PEOPLE_SORTS, ROUTE_SORTS, WINDOWS
 from .app import CollectorApp
 from .config_store import JsonFileStore
 from .http_types import Request, Response, error_response, json_response
+from .page import render_page
 from .storage import STATUS_CLASSES, CallFilter
 from .timefmt import format_time, parse_time
 
@@ -65,9 +67,12 @@ def handle(app: CollectorApp, req: Request) -> Response:
         return error_response(405, "the web views are read-only", {"Allow": "GET, HEAD"})
     path = req.path
     if path == "/":
-        return _with_security(
-            Response(200, render_page(app, req).encode("utf-8"), {"Content-Type": "text/html; charset=utf-8"})
-        )
+        try:
+            flt = filter_from(req)
+        except ValueError:  # a hand-edited URL: show everything rather than an error page
+            flt = CallFilter()
+        page = render_page(app, req, replace(flt, after_id=0)).encode("utf-8")
+        return _with_security(Response(200, page, {"Content-Type": "text/html; charset=utf-8"}))
     if path.startswith("/static/") and path[len("/static/") :] in _STATIC_TYPES:
         name = path[len("/static/") :]
         return _with_security(Response(200, _static(name), {"Content-Type": _STATIC_TYPES[name]}))
@@ -246,142 +251,3 @@ def describe_call(detail: dict[str, Any]) -> dict[str, Any]:
     event = detail.get("event")
     event_obj: dict[str, Any] = event if isinstance(event, dict) else {}
     return {**detail, "request": _part(event_obj, "request"), "response": _part(event_obj, "response")}
-
-
-# -- server-side rendering -----------------------------------------------------------------------
-
-
-def fmt_duration(value: float | None) -> str:
-    """Duration for display (``12.3 ms``), empty when unknown."""
-    return "" if value is None else f"{value:.1f} ms"
-
-
-def fmt_rate(value: float) -> str:
-    """A share as a percentage with one decimal."""
-    return f"{value * 100:.1f}%"
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _row(call: dict[str, Any]) -> str:
-    status = call.get("status")
-    css = f"s{str(status)[0]}xx" if isinstance(status, int) else "snone"
-    cells = [
-        ("time", call.get("time")),
-        ("verb", call.get("verb")),
-        ("path", call.get("path")),
-        ("status", status),
-        ("duration", fmt_duration(call.get("duration_ms"))),
-        ("user", call.get("user_id")),
-        ("company", call.get("company_id")),
-    ]
-    tds = "".join(f'<td data-col="{name}">{_e(value)}</td>' for name, value in cells)
-    return f'<tr class="call-row {css}" id="call-{int(call["id"])}" data-id="{int(call["id"])}">{tds}</tr>'
-
-
-def _route_row(route: dict[str, Any]) -> str:
-    return (
-        f'<tr class="route-row"><td data-col="verb">{_e(route["verb"])}</td>'
-        f'<td data-col="path">{_e(route["path"])}</td><td data-col="calls">{route["calls"]}</td>'
-        f'<td data-col="errors">{route["errors"]}</td>'
-        f'<td data-col="avg">{_e(fmt_duration(route["avg_ms"]))}</td></tr>'
-    )
-
-
-def render_page(app: CollectorApp, req: Request) -> str:
-    """The whole page with the current data, honouring filters given in the query string."""
-    try:
-        flt = filter_from(req)
-    except ValueError:
-        flt = CallFilter()
-    flt = CallFilter(path=flt.path, status=flt.status, user=flt.user)
-    calls = app.storage.calls(flt, limit=100)
-    stats = app.storage.stats(flt)
-    options = "".join(
-        f'<option value="{c}"{" selected" if flt.status == c else ""}>{c}</option>' for c in STATUS_CLASSES
-    )
-    p50 = fmt_duration(stats["p50_ms"]) or "\u2013"
-    p95 = fmt_duration(stats["p95_ms"]) or "\u2013"
-    return _PAGE.format(
-        refresh_ms=int(app.refresh_ms),
-        calls=stats["calls"],
-        cpm=f"{stats['calls_per_minute']:.1f}",
-        last_minute=stats["calls_last_minute"],
-        error_rate=fmt_rate(stats["error_rate"]),
-        p50=_e(p50),
-        p95=_e(p95),
-        path=_e(flt.path),
-        user=_e(flt.user),
-        status_options=options,
-        rows="".join(_row(c) for c in calls),
-        empty_hidden=" hidden" if calls else "",
-        routes="".join(_route_row(r) for r in stats["routes"]),
-    )
-
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>moesif-collector</title>
-<link rel="stylesheet" href="/static/style.css">
-<script src="/static/app.js" defer></script>
-</head>
-<body data-refresh-ms="{refresh_ms}">
-<header>
-  <h1>moesif-collector</h1>
-  <span id="live-status" data-state="static">static view</span>
-  <label class="pause"><input type="checkbox" id="pause-toggle"> pause</label>
-</header>
-<section id="stats" aria-label="totals">
-  <div class="stat"><span class="label">calls</span><span class="value" id="stat-calls">{calls}</span></div>
-  <div class="stat"><span class="label">calls/min (avg)</span><span class="value" id="stat-cpm">{cpm}</span></div>
-  <div class="stat"><span class="label">last 60 s</span>
-    <span class="value" id="stat-last-minute">{last_minute}</span></div>
-  <div class="stat"><span class="label">error rate (&ge;400)</span>
-    <span class="value" id="stat-error-rate">{error_rate}</span></div>
-  <div class="stat"><span class="label">p50</span><span class="value" id="stat-p50">{p50}</span></div>
-  <div class="stat"><span class="label">p95</span><span class="value" id="stat-p95">{p95}</span></div>
-</section>
-<form id="filter-form" method="get" action="/">
-  <label>path contains <input type="text" id="filter-path" name="path" value="{path}" autocomplete="off"></label>
-  <label>status <select id="filter-status" name="status"><option value="">any</option>{status_options}</select></label>
-  <label>user contains <input type="text" id="filter-user" name="user" value="{user}" autocomplete="off"></label>
-  <button type="submit" id="filter-apply">apply</button>
-  <button type="button" id="filter-clear">clear</button>
-</form>
-<main>
-  <section id="calls-section">
-    <table id="calls-table">
-      <thead><tr><th>time (UTC)</th><th>verb</th><th>path</th><th>status</th><th>duration</th><th>user</th>
-      <th>company</th></tr></thead>
-      <tbody id="calls-body">{rows}</tbody>
-    </table>
-    <p id="calls-empty"{empty_hidden}>No calls yet. Point a middleware's BASE_URI at this server.</p>
-  </section>
-  <aside id="event-detail" hidden data-event-id="">
-    <div class="detail-head"><h2 id="detail-title">call</h2>
-      <button type="button" id="detail-close">close</button></div>
-    <dl id="detail-meta"></dl>
-    <h3>request headers</h3><table class="headers"><tbody id="detail-request-headers"></tbody></table>
-    <h3>request body <span class="note" id="detail-request-body-note"></span></h3>
-    <pre id="detail-request-body"></pre>
-    <h3>response headers</h3><table class="headers"><tbody id="detail-response-headers"></tbody></table>
-    <h3>response body <span class="note" id="detail-response-body-note"></span></h3>
-    <pre id="detail-response-body"></pre>
-    <details><summary>raw event JSON</summary><pre id="detail-raw"></pre></details>
-  </aside>
-</main>
-<section id="routes-section">
-  <h2>per route</h2>
-  <table id="routes-table">
-    <thead><tr><th>verb</th><th>path</th><th>calls</th><th>errors</th><th>avg</th></tr></thead>
-    <tbody id="routes-body">{routes}</tbody>
-  </table>
-</section>
-</body>
-</html>
-"""
