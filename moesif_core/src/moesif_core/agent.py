@@ -342,6 +342,8 @@ class Agent:
             self.start()
         deadline = time.monotonic() + timeout
         self._deadline = deadline
+        if self._spool is not None:
+            self._spool.kick()  # what is on disk is not waited for, but tried again now
         self._queue.hurry(True)
         with self._signal:
             self._signal.notify_all()  # a worker backing off retries now, within the deadline

@@ -68,7 +68,7 @@ HEADER = struct.Struct("<4sB3xIQI")
 #: Fraction of either bound of the memory queue past which failed batches go to disk.
 PRESSURE = 0.5
 #: How often a worker that holds a failed batch looks at the queue while it backs off.
-PRESSURE_CHECK = 0.2
+PRESSURE_CHECK = 0.05
 #: A directory listing older than this is read again before it is trusted (other processes write too).
 LISTING_TTL = 1.0
 #: With nothing to send, the drainer looks at the directory this often (for what other processes left).
@@ -258,6 +258,7 @@ class Spool:
         self._broken = False
         self._thread: Optional[threading.Thread] = None
         self._stopping = False
+        self._kicked = False
         self._held: Optional[Claim] = None
         self._last_drop_log = float("-inf")
         self._drops_since_log = 0
@@ -398,6 +399,12 @@ class Spool:
             self._stopping = True
             self._cond.notify_all()
 
+    def kick(self) -> None:
+        """Try the collector now rather than at the end of the drainer's backoff (a flush asks for it)."""
+        with self._cond:
+            self._kicked = True
+            self._cond.notify_all()
+
     def after_fork_in_child(self) -> None:
         """Close the file a thread of the parent held locked (our copy of it would keep the lock)."""
         held, self._held = self._held, None
@@ -419,6 +426,8 @@ class Spool:
             try:
                 if self._broken:
                     return
+                if self._kicked:
+                    self._kicked, retry_at = False, 0.0
                 if self.down and time.monotonic() < retry_at:
                     self._wait(retry_at - time.monotonic())
                     continue
