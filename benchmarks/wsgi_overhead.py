@@ -207,13 +207,14 @@ def main() -> None:
         return
 
     from moesif_collector import Collector
+    from moesifwsgi import __version__
 
     orig_python = ensure_orig_venv()
     with Collector(db_path=":memory:") as collector:
         ours = run_child(sys.executable, "ours", collector.url, args.rounds, args.requests)
         orig = run_child(str(orig_python), "orig", collector.url, args.rounds, args.requests)
         received = collector.count_events()
-    labels = (("moesifwsgi 1.10.5 (original)", orig), ("moesifwsgi 0.1.0 (ours)", ours))
+    labels = (("moesifwsgi 1.10.5 (original)", orig), (f"moesifwsgi {__version__} (ours)", ours))
     print(
         f"\nTrivial Flask route ({{'hello': 'world'}} as JSON, a JWT and X-Forwarded-For in the request), in-process "
         f"WSGI calls; {ours['requests']} timed requests per variant per child (Python {ours['python']}); events "

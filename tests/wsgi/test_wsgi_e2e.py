@@ -23,6 +23,7 @@ from wsgi_support import (
     split_response,
 )
 
+import moesifwsgi
 from moesif_core import TRUNCATED_METADATA_KEY
 
 FRAMEWORKS = ["flask", "bottle", "pyramid"]
@@ -305,7 +306,7 @@ def test_transport_and_identity_options(run: Any, collector: Any, restore_moesif
     posts = [r for r in collector.requests() if r["path"] == "/v1/events/batch"]
     assert sum(r["items"] for r in posts) == 5 and max(r["items"] for r in posts) == 2
     for r in posts:
-        assert r["user_agent"] == "moesifwsgi-python/0.1.0"
+        assert r["user_agent"] == f"moesifwsgi-python/{moesifwsgi.__version__}"
         assert r["app_id"] == "wsgi-test-app" and r["content_encoding"] == "gzip"
 
 

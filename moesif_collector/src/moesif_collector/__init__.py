@@ -10,7 +10,12 @@ Point any Moesif middleware's ``BASE_URI`` at it to see the API calls it records
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # the family's one version, written into the distribution's metadata at build time
+    __version__ = version("moesif-collector")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 from .collector import Collector, start_collector
 from .faults import FaultSettings

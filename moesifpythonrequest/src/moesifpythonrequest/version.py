@@ -1,3 +1,7 @@
+"""The installed distribution's version: the family's one (see :mod:`moesif_core.version`)."""
+
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from moesif_core.version import distribution_version
+
+__version__ = distribution_version("moesifpythonrequest")

@@ -1,3 +1,7 @@
-"""The moesiftornado version (also in pyproject.toml)."""
+"""The installed distribution's version: the family's one (see :mod:`moesif_core.version`)."""
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+from moesif_core.version import distribution_version
+
+__version__ = distribution_version("moesiftornado")

@@ -1,3 +1,7 @@
-"""The moesifwsgi version (also in pyproject.toml); it goes into the ``User-Agent`` of what is sent."""
+"""The installed distribution's version: the family's one (see :mod:`moesif_core.version`)."""
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+from moesif_core.version import distribution_version
+
+__version__ = distribution_version("moesifwsgi")
