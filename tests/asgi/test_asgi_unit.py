@@ -9,7 +9,6 @@ import functools
 import logging
 import sys
 import threading
-import types
 from typing import Any, Dict, List, MutableMapping, Optional
 
 import pytest
@@ -421,24 +420,6 @@ def test_no_app_is_usable_for_profiles_but_not_as_an_app() -> None:
     mw = MoesifMiddleware(None, settings={"APPLICATION_ID": "x", "BASE_URI": "http://127.0.0.1:9"})
     with pytest.raises(RuntimeError, match="without an app"):
         asyncio.run(drive(mw, http_scope()))
-
-
-def test_capture_outgoing_requests_with_the_original_moesifpythonrequest(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The original package has no ``start``: it is started as the original moesifasgi did."""
-    started: List[Dict[str, Any]] = []
-
-    class StartCapture:
-        def start_capture_outgoing(self, options: Dict[str, Any]) -> None:
-            started.append(options)
-
-    module = types.ModuleType("moesifpythonrequest.start_capture.start_capture")
-    module.StartCapture = StartCapture  # type: ignore[attr-defined]
-    for name in ("moesifpythonrequest", "moesifpythonrequest.start_capture"):
-        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    settings = {"APPLICATION_ID": "x", "CAPTURE_OUTGOING_REQUESTS": True, "LOG_BODY_OUTGOING": False}
-    MoesifMiddleware(None, settings=settings)
-    assert started == [settings]
 
 
 def test_capture_outgoing_requests_without_moesifpythonrequest_warns(

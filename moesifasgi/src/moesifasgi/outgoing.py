@@ -1,10 +1,20 @@
-"""``CAPTURE_OUTGOING_REQUESTS``: start outgoing capture (``moesifpythonrequest``) once per process, with this
-middleware's agent, so outgoing events share its queue, workers and masking (see
-:func:`moesif_core.outgoing.start_outgoing_capture`).
+"""``CAPTURE_OUTGOING_REQUESTS`` in moesifasgi: the middleware starts outgoing capture when it is built.
+
+The adapter imports ``moesifpythonrequest`` (the core never does); the core logs a missing package or a failing
+start (:func:`moesif_core.outgoing.start_outgoing_capture`).
 """
 
 from __future__ import annotations
 
-from moesif_core.outgoing import start_outgoing_capture
+from moesif_core import outgoing
+from moesif_core.agent import Agent
+from moesif_core.settings import Settings
 
-__all__ = ["start_outgoing_capture"]
+
+def start_outgoing_capture(settings: Settings, agent: Agent) -> bool:
+    """Start capturing this process's outgoing calls into ``agent``; ``True`` if it started. Never raises."""
+    try:
+        import moesifpythonrequest
+    except ImportError:
+        return outgoing.start_outgoing_capture(None, settings, agent)
+    return outgoing.start_outgoing_capture(moesifpythonrequest.start, settings, agent)

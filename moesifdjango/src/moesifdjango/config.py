@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from moesif_core import Agent, Settings
 
+from .outgoing import start_outgoing_capture
 from .version import USER_AGENT
 
 logger = logging.getLogger("moesif")
@@ -72,24 +73,6 @@ def agent_for(options: Any) -> Tuple[Settings, Agent]:
     if settings.capture_outgoing_requests:
         start_outgoing_capture(settings, agent)
     return settings, agent
-
-
-def start_outgoing_capture(settings: Settings, agent: Agent) -> None:
-    """``CAPTURE_OUTGOING_REQUESTS``: capture the app's own ``requests`` calls with ``moesifpythonrequest`` (as the
-    original does), through this agent: same queue, workers and collector."""
-    try:
-        import moesifpythonrequest
-    except ImportError:
-        logger.warning(
-            "moesif: %s: CAPTURE_OUTGOING_REQUESTS is on but moesifpythonrequest is not installed; "
-            "reinstall moesifdjango (it depends on moesifpythonrequest) to capture outgoing calls.",
-            WHERE,
-        )
-        return
-    try:
-        moesifpythonrequest.start(settings, agent)
-    except Exception:
-        logger.warning("moesif: could not start capturing outgoing requests", exc_info=True)
 
 
 def flush(timeout: float = 5.0) -> bool:
