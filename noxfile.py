@@ -1,20 +1,26 @@
 """The one entry point for work on this monorepo.
 
-``nox -s tests`` runs lint, types and the whole default suite (what CI runs); ``nox -s lint`` runs ruff and
-mypy --strict alone; ``nox -s wheels`` builds every package's wheel into ``dist/``.
+``nox -s tests`` runs lint, types and the whole default suite (what CI runs), installing the browser the browser
+test drives where it can; ``nox -s lint`` runs ruff and mypy --strict alone; ``nox -s wheels`` builds every
+package's sdist and wheel into ``dist/``.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import nox
+from nox.command import CommandFailed
 
 ROOT = Path(__file__).parent
 nox.options.sessions = ["tests"]
 nox.options.default_venv_backend = "venv"
 
-#: The monorepo's distributions, core first; a folder without a pyproject.toml yet is skipped.
+#: The monorepo's distributions, core first: the one list a new package is added to (its folder also needs the
+#: ``hatch_family.py`` link and the ``[tool.hatch.*]`` tables every other package's pyproject.toml has). Sessions,
+#: lint, types and tests/packaging all read it; a folder without a pyproject.toml yet is skipped.
 PACKAGES = [
     "moesif_core",
     "moesif_collector",
@@ -47,6 +53,9 @@ TEST_DEPS = [
     "django~=5.2.0",
     "tornado",
     "selenium",
+    # tests/packaging builds every sdist and wheel in the test environment
+    "build",
+    "hatchling",
 ]
 
 LINT_DEPS = [
@@ -62,16 +71,11 @@ LINT_DEPS = [
     "tornado",
     "httpx",
 ]
-#: Packages whose code passes mypy --strict (the core and every adapter).
-TYPED = [
-    "moesif_core",
-    "moesif_collector",
-    "moesifwsgi",
-    "moesifasgi",
-    "moesifdjango",
-    "moesiftornado",
-    "moesifpythonrequest",
-]
+#: Every package's code passes mypy --strict.
+TYPED = PACKAGES
+
+#: What the browser test (tests/collector) drives: Debian's chromium and its driver, command -> package.
+BROWSER = {"/usr/bin/chromium": "chromium", "/usr/bin/chromedriver": "chromium-driver"}
 
 
 def _local_packages() -> list[str]:
@@ -87,10 +91,33 @@ def _run_lint(session: nox.Session) -> None:
             session.run("mypy", "--strict", f"{package}/src/{package}")
 
 
+def _ensure_browser(session: nox.Session) -> None:
+    """Install Debian's chromium and chromium-driver for the browser test where we can (as root, with apt-get);
+    elsewhere stop at once with one line that says what to install, rather than one failed test at the end."""
+    missing = [package for path, package in BROWSER.items() if not Path(path).exists()]
+    if not missing:
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        try:
+            session.run("apt-get", "update", "-qq", external=True, silent=True, env=env)
+            session.run("apt-get", "install", "-y", "-qq", *missing, external=True, silent=True, env=env)
+        except CommandFailed:
+            session.error(f"apt-get could not install {' '.join(missing)} (its output is above); install them, rerun")
+        return
+    session.error(
+        f"the browser test needs Debian's {' and '.join(missing)}: run "
+        f"`sudo apt-get install -y {' '.join(missing)}` (or put chromium and chromedriver in /usr/bin), then rerun"
+    )
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Lint and types, then the whole default suite (what CI runs). Pass pytest arguments after ``--`` to run a
-    part of it without the lint step (the fast loop: ``nox -R -s tests -- tests/wsgi -x``)."""
+    """Lint and types, then the whole default suite (what CI runs); installs the browser test's chromium first
+    where it can. Pass pytest arguments after ``--`` to run a part of it without the lint and browser steps (the
+    fast loop: ``nox -R -s tests -- tests/wsgi -x``)."""
+    if not session.posargs:
+        _ensure_browser(session)
     session.install(*[arg for p in _local_packages() for arg in ("-e", p)], *TEST_DEPS, *LINT_DEPS)
     if not session.posargs:
         _run_lint(session)
@@ -142,7 +169,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def wheels(session: nox.Session) -> None:
-    """Build each package's wheel into dist/ (the wheels test installs them into fresh venvs)."""
+    """Build every package's sdist and wheel into dist/ (the wheel from the sdist, so each sdist is proven to build
+    on its own); dist/ then holds exactly this version's files: ``pip install --find-links dist moesifwsgi``."""
     session.install("build")
+    dist = ROOT / "dist"
+    for old in dist.glob("moesif*"):
+        old.unlink()
     for p in _local_packages():
-        session.run("python", "-m", "build", "--wheel", "--outdir", "dist", p)
+        session.run("python", "-m", "build", "--outdir", str(dist), p)
