@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+__version__: str
 try:  # the family's one version, written into the distribution's metadata at build time
     __version__ = version("moesif-collector")
 except PackageNotFoundError:  # a source tree that was never installed

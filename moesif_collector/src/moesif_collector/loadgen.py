@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import __version__
 from .timefmt import format_time, utc_now
 
 _ROUTES = [
@@ -126,7 +127,7 @@ class Sender:
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "X-Moesif-Application-Id": self.app_id,
-            "User-Agent": "moesif-collector-loadgen/0.1.0",
+            "User-Agent": f"moesif-collector-loadgen/{__version__}",
         }
         if gzipped:
             headers["Content-Encoding"] = "gzip"
