@@ -17,6 +17,7 @@ from .guard import CALLBACK_FAILED, call_user, capture_internal_exceptions
 from .ids import new_transaction_id, transaction_id_for
 from .preapp import EarlyDecision, PreApp, json_body, lower_headers
 from .settings import Settings
+from .tee import TeeStream
 from .version import __version__
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Settings",
     "TRANSACTION_ID_HEADER",
     "TRUNCATED_METADATA_KEY",
+    "TeeStream",
     "__version__",
     "call_user",
     "capture_internal_exceptions",

@@ -13,7 +13,7 @@ from django.conf import settings as django_settings
 from django.http import HttpRequest
 from django.utils.functional import LazyObject, empty
 
-from moesif_core import BodyTap, content_length
+from moesif_core import BodyTap, TeeStream, content_length
 
 logger = logging.getLogger("moesif")
 
@@ -31,36 +31,6 @@ def request_uri(request: HttpRequest) -> str:
     except Exception:  # noqa: BLE001 - an old or unusual request class: fall back to the headers
         host = str(meta.get("HTTP_HOST") or meta.get("SERVER_NAME") or "")
     return f"{request.scheme}://{host}{request.get_full_path()}"
-
-
-class TeeStream:
-    """Stands in for ``request._stream`` when the body is not read up front: whatever the app (``request.read()``,
-    ``request.POST``, ``request.FILES``, ``request.body``) reads passes through unchanged, and the first
-    ``MAX_BODY_SIZE`` bytes are kept in the tap. Nothing is read that the app does not read."""
-
-    __slots__ = ("_stream", "_tap")
-
-    def __init__(self, stream: Any, tap: BodyTap) -> None:
-        self._stream = stream
-        self._tap = tap
-
-    def read(self, *args: Any, **kwargs: Any) -> Any:
-        data = self._stream.read(*args, **kwargs)
-        if data:
-            self._tap.feed(data)
-        return data
-
-    def readline(self, *args: Any, **kwargs: Any) -> Any:
-        data = self._stream.readline(*args, **kwargs)
-        if data:
-            self._tap.feed(data)
-        return data
-
-    def __iter__(self) -> Any:
-        return iter(self.readline, b"")
-
-    def __getattr__(self, name: str) -> Any:  # close, seek, seekable, tell...
-        return getattr(self._stream, name)
 
 
 def capture_request_body(request: HttpRequest, limit: int) -> Tuple[Optional[BodyTap], Optional[int]]:

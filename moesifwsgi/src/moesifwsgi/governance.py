@@ -19,9 +19,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional
 from urllib.parse import urlsplit
 
-from moesif_core import content_length, environ_header_pairs, json_body, lower_headers
-
-from .request_body import TeeInput
+from moesif_core import TeeStream, content_length, environ_header_pairs, json_body, lower_headers
 
 if TYPE_CHECKING:
     from moesif_core import EarlyDecision
@@ -42,7 +40,7 @@ def _read_ahead(call: Call, environ: Dict[str, Any]) -> Any:
     data = stream.read(length) if length else b""
     buffered = io.BytesIO(data)
     call.input_stream = buffered
-    environ["wsgi.input"] = TeeInput(buffered, call.request_tap) if call.request_tap is not None else buffered
+    environ["wsgi.input"] = TeeStream(buffered, call.request_tap) if call.request_tap is not None else buffered
     return json_body(data)
 
 

@@ -33,6 +33,7 @@ from moesif_core import (
     PreApp,
     ProfileHelpers,
     RawCapture,
+    TeeStream,
     capture_internal_exceptions,
     content_length,
     encode_body,
@@ -43,7 +44,7 @@ from moesif_core import (
 from . import governance
 from .options import build_settings, callback, field_callbacks
 from .outgoing import start_outgoing_capture
-from .request_body import TeeInput, read_rest
+from .request_body import read_rest
 from .response import ClosingResponse
 from .uri import request_uri
 from .version import __version__
@@ -135,7 +136,7 @@ class Call:
                     self.content_length = content_length(clen)
                     self.input_stream = stream
                     self.request_tap = BodyTap(limit)
-                    environ["wsgi.input"] = TeeInput(stream, self.request_tap)
+                    environ["wsgi.input"] = TeeStream(stream, self.request_tap)
             if self.method != "HEAD":
                 self.response_tap = BodyTap(limit)
 
