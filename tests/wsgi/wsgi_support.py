@@ -138,6 +138,11 @@ def one_event(collector: Any, mw: Any, timeout: float = 10.0) -> Dict[str, Any]:
 
 
 def events_for(collector: Any, mw: Any, n: int, timeout: float = 10.0) -> List[Dict[str, Any]]:
+    # The server ends a call (and the middleware queues its capture) just after the client has its last byte:
+    # wait for the n captures to be queued, so the flush covers them.
+    deadline = time.monotonic() + timeout
+    while mw.agent.snapshot()["queued"] < n and time.monotonic() < deadline:
+        time.sleep(0.01)
     mw.flush(timeout)
     events = collector.wait_for_events(n, timeout)
     assert len(events) == n, [e["request"]["uri"] for e in events]
