@@ -24,6 +24,7 @@ from moesif_collector.timefmt import format_time
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+REBIND_NAME = "rebind.test"
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR") or Path(__file__).resolve().parents[2] / ".artifacts")
 
 
@@ -52,6 +53,7 @@ def browser() -> Iterator[Any]:
         "--no-first-run",
         "--disable-extensions",
         "--window-size=1440,1000",
+        f"--host-resolver-rules=MAP {REBIND_NAME} 127.0.0.1",  # a DNS-rebinding name, for the Host test
         f"--user-data-dir={profile}",
     ):
         options.add_argument(arg)
@@ -300,3 +302,65 @@ def test_live_page(browser: Any, helpers: Any, make_event: Any) -> None:
         assert browser.execute_script("return window.__xss === undefined") is True
         severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert severe == [], severe  # no script errors, no CSP violations, no failed loads
+
+
+ATTACK_PAGE = """<!DOCTYPE html><title>attacker</title><script>
+const C = "COLLECTOR";
+const attempts = [
+  fetch(C + "/_admin/faults", {method: "POST", mode: "no-cors", body: '{"mode":"status429","retry_after":999}'}),
+  fetch(C + "/_admin/clear", {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body: "{}"}),
+  fetch(C + "/_admin/clear", {method: "POST", headers: {"Content-Type": "application/json"}, body: "{}"}),
+  fetch(C + "/_admin/faults", {method: "DELETE"}),
+  fetch(C + "/api/calls").then(r => r.text()),
+];
+Promise.allSettled(attempts).then(results => {
+  document.title = "done " + results.map(r => r.status).join(",");
+});
+</script>"""
+
+
+def test_another_origin_cannot_write_to_admin_or_read_by_rebinding(browser: Any, helpers: Any, make_event: Any) -> None:
+    """What a page on another origin tried in issue 18, in real Chromium: a no-cors POST (text/plain) setting a
+    429 fault and wiping the data, a CORS JSON POST and DELETE (preflighted), a read of /api; then the same
+    collector reached under a rebinding name."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with Collector() as collector:
+        client = helpers.Client(collector.url)
+        assert client.post("/v1/events/batch", [make_event(1)]).status == 201
+        page = ATTACK_PAGE.replace("COLLECTOR", collector.url).encode()
+
+        class Attacker(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        attacker = ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+        threading.Thread(target=attacker.serve_forever, daemon=True).start()
+        try:
+            browser.get(f"http://127.0.0.1:{attacker.server_address[1]}/")
+            WebDriverWait(browser, 15).until(lambda d: d.title.startswith("done"))
+            # no-cors requests "succeed" opaquely; the preflighted ones and the CORS read are refused
+            assert browser.title == "done fulfilled,fulfilled,rejected,rejected,rejected"
+        finally:
+            attacker.shutdown()
+            attacker.server_close()
+        assert collector.app.faults.settings.mode == "ok"
+        assert collector.count_events() == 1
+        assert client.post("/v1/events/batch", [make_event(2)]).status == 201  # no 429 for later ingests
+
+        browser.get(f"http://{REBIND_NAME}:{collector.port}/api/calls")
+        assert "not this collector's address" in browser.page_source
+        assert "calls" not in browser.page_source.split("not this collector")[0]
+        browser.get(f"http://localhost:{collector.port}/api/calls")
+        assert '"calls"' in browser.page_source
+        client.close()

@@ -139,7 +139,7 @@ def test_stop_releases_hung_requests_promptly(make_event: Any) -> None:
     ],
 )
 def test_admin_rejects_invalid_faults(collector: Collector, client: Any, body: Any) -> None:
-    reply = client.request("POST", "/_admin/faults", json.dumps(body).encode())
+    reply = client.request("POST", "/_admin/faults", json.dumps(body).encode(), {"Content-Type": "application/json"})
     assert reply.status == 400 and reply.json()["message"]
     assert collector.app.faults.settings.mode == "ok"
 

@@ -113,7 +113,9 @@ def test_in_memory_database(helpers: Any, make_event: Any) -> None:
 def test_clear(collector: Collector, client: Any, make_event: Any) -> None:
     client.post("/v1/events/batch", [make_event(1)])
     before = collector.calls()[0]["id"]
-    assert client.request("POST", "/_admin/clear").json() == {"cleared": True}
+    assert client.request("POST", "/_admin/clear", None, {"Content-Type": "application/json"}).json() == {
+        "cleared": True
+    }
     assert collector.count_events() == 0 and collector.requests() == []
     client.post("/v1/events/batch", [make_event(2)])
     assert collector.calls()[0]["id"] > before  # ids are never reused, so followers never miss a call

@@ -8,20 +8,27 @@
 - ``GET /_admin/requests``: the ``/v1`` request log (method, path, status, app id, user agent,
   content type and encoding, body size, item count, fault, error).
 - ``GET /_admin/health``: ``{"ok": true, "events": N}``.
+
+Writes (``POST``) need ``Content-Type: application/json``, and a browser's ``Origin`` must be the collector's own:
+another web page can then not change faults or wipe the data (see ``access.py``).
 """
 
 from __future__ import annotations
 
+from .access import same_origin
 from .app import CollectorApp
 from .body import BodyError, parse_json
 from .faults import FaultSettings
-from .http_types import Request, Response, error_response, json_response
+from .http_types import Request, Response, body_error_response, error_response, json_response
 
 _ADMIN_MAX_BODY = 1024 * 1024
 
 
 def handle(app: CollectorApp, req: Request) -> Response:
     """Answer one ``/_admin`` request."""
+    refused = _refuse_cross_site(req)
+    if refused is not None:
+        return refused
     path = req.path.rstrip("/")
     if path == "/_admin/faults":
         if req.method == "GET":
@@ -34,7 +41,7 @@ def handle(app: CollectorApp, req: Request) -> Response:
                 raw = req.read_body(_ADMIN_MAX_BODY)
                 settings = FaultSettings.from_json(parse_json(raw) if raw.strip() else {})
             except BodyError as exc:
-                return error_response(exc.status, exc.message)
+                return body_error_response(exc)
             except ValueError as exc:
                 return error_response(400, str(exc))
             app.faults.set(settings)
@@ -52,3 +59,16 @@ def handle(app: CollectorApp, req: Request) -> Response:
     if path == "/_admin/health":
         return json_response(200, {"ok": True, "events": app.storage.count_events()})
     return error_response(404, f"no such admin endpoint: {req.path}")
+
+
+def _refuse_cross_site(req: Request) -> Response | None:
+    """Another origin's page must not write: a foreign ``Origin`` -> 403; a ``POST`` that is not JSON -> 415."""
+    if not same_origin(req.header("origin"), req.header("host")):
+        return error_response(403, f"admin requests from another origin ({req.header('origin')!r:.100}) are refused")
+    if req.method == "POST":
+        media = (req.header("content-type") or "").split(";", 1)[0].strip().lower()
+        if media != "application/json":
+            return error_response(
+                415, "admin writes need Content-Type: application/json (e.g. curl -H 'Content-Type: application/json')"
+            )
+    return None

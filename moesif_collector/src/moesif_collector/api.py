@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from .app import CollectorApp
 from .body import BodyError, check_content_type, decode, parse_json
 from .config_store import ConfigUnavailable, JsonFileStore
-from .http_types import JSON_TYPE, Request, Response, error_response, json_response
+from .http_types import JSON_TYPE, Request, Response, body_error_response, error_response, json_response
 from .storage import RequestRecord
-from .validate import as_items, check_event, check_profile
+from .validate import as_items, check_event, check_profile, unstorable
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def _answer(app: CollectorApp, req: Request, record: dict[str, object]) -> Respo
         stored = _ingest(app, req, route, record)
     except BodyError as exc:
         record["error"] = exc.message
-        return error_response(exc.status, exc.message)
+        return body_error_response(exc)
     record["items"] = stored
     return json_response(201, {}, {"X-Moesif-Config-ETag": _etag_or_empty(app)})
 
@@ -171,7 +171,7 @@ def _ingest(app: CollectorApp, req: Request, route: Route, record: dict[str, obj
     check_content_type(req.header("content-type"))
     raw = req.read_body()
     record["body_bytes"] = len(raw)
-    payload = parse_json(decode(raw, req.header("content-encoding"), app.max_body))
+    payload = parse_json(decode(raw, req.header("content-encoding"), app.max_body, req.reservation))
     items = as_items(payload, route.batch, route.kind)
     label = route.kind if route.batch else _SINGULAR[route.kind]
     for index, item in enumerate(items):
@@ -180,6 +180,11 @@ def _ingest(app: CollectorApp, req: Request, route: Route, record: dict[str, obj
             check_event(item, where)
         else:
             check_profile(route.kind, item, where)
-    if route.kind == "events":
-        return app.storage.insert_events(items)
-    return app.storage.upsert_profiles(route.kind, items)
+    try:
+        if route.kind == "events":
+            return app.storage.insert_events(items)
+        return app.storage.upsert_profiles(route.kind, items)
+    except (UnicodeEncodeError, ValueError, OverflowError):
+        # A lone surrogate reaches SQLite's UTF-8 encoding, 1e999 the strict JSON encoder: refused whole, nothing
+        # stored (the batch is one transaction), and the client learns where.
+        raise BodyError(400, unstorable(items, label, route.batch)) from None

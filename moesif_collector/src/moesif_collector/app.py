@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 
+from .access import HostPolicy
 from .body import DEFAULT_MAX_BODY
 from .config_store import JsonFileStore, Snapshot, etag_of
 from .faults import FaultController
+from .inflight import DEFAULT_MAX_INFLIGHT, InflightBudget
 from .storage import Storage
 
 
@@ -20,14 +22,20 @@ class CollectorApp:
         rules: JsonFileStore,
         max_body: int = DEFAULT_MAX_BODY,
         refresh_ms: int = 1000,
+        max_inflight: int = DEFAULT_MAX_INFLIGHT,
+        hosts: HostPolicy | None = None,
     ) -> None:
-        """Bundle the parts; ``refresh_ms`` is the web page's default polling interval."""
+        """Bundle the parts; ``refresh_ms`` is the web page's default polling interval, ``max_inflight`` the
+        body bytes all requests may hold at once (see ``inflight.py``), ``hosts`` the ``Host`` names the page,
+        ``/api`` and ``/_admin`` answer to (see ``access.py``; default: loopback names only)."""
         self.storage = storage
         self.config = config
         self.rules = rules
         self.max_body = max_body
         self.refresh_ms = refresh_ms
         self.faults = FaultController()
+        self.inflight = InflightBudget(max_inflight)
+        self.hosts = hosts if hosts is not None else HostPolicy("127.0.0.1")
         self.stopping = threading.Event()
 
     def config_etag(self) -> str:

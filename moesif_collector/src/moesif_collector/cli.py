@@ -23,11 +23,18 @@ from urllib.parse import urlencode
 from . import __version__
 from .body import DEFAULT_MAX_BODY
 from .collector import Collector
+from .inflight import DEFAULT_MAX_INFLIGHT
 from .loadgen import send_batches
 from .storage import STATUS_CLASSES, CallFilter, Storage
 from .terminal import call_line, stats_table
+from .text import printable
 
 DEFAULT_DB = "moesif-collector.db"
+NOT_LOOPBACK_WARNING = (
+    "moesif-collector: WARNING: listening on {host}, which other machines can reach. The page, /api and /_admin"
+    " have no authentication: anyone who can reach this port can read every captured call (headers, bodies,"
+    " tokens), inject faults and delete the data. Bind to 127.0.0.1 unless this network is yours alone."
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +55,21 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_BODY,
         help="largest accepted body in bytes, on the wire and decompressed (default 50 MiB)",
+    )
+    serve.add_argument(
+        "--max-inflight",
+        type=int,
+        default=DEFAULT_MAX_INFLIGHT,
+        help="body bytes (raw plus decompressed) all requests may hold at once; more waits, then gets 503"
+        " (default 100 MiB)",
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer the page, /api and /_admin under this Host name (repeatable; '*' for any);"
+        " loopback names and the bound address always work",
     )
     serve.add_argument("--refresh-ms", type=int, default=1000, help="web page polling interval (default 1000)")
     serve.add_argument("--verbose", action="store_true", help="log every request on stderr")
@@ -100,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. piped into `head`
         return 0
     except _CliError as exc:
-        print(f"moesif-collector: {exc}", file=sys.stderr)
+        print(f"moesif-collector: {printable(str(exc))}", file=sys.stderr)
         return 2
     raise AssertionError(f"unknown command {args.command}")
 
@@ -120,6 +142,8 @@ def _serve(args: argparse.Namespace) -> int:
             max_body=args.max_body,
             refresh_ms=args.refresh_ms,
             verbose=args.verbose,
+            max_inflight=args.max_inflight,
+            allowed_hosts=args.allow_host,
         ).start()
     except OSError as exc:
         raise _CliError(f"cannot start: {exc}") from None
@@ -135,6 +159,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  database: {os.path.abspath(args.db) if args.db != ':memory:' else ':memory:'}", flush=True)
     print(f"  config:   {collector.config_file.resolve()}", flush=True)
     print(f"  rules:    {collector.rules_file.resolve()}", flush=True)
+    if not collector.app.hosts.loopback_only:
+        print(NOT_LOOPBACK_WARNING.format(host=args.host), file=sys.stderr, flush=True)
     try:
         while not stop.wait(0.5):
             pass
@@ -235,7 +261,8 @@ def _stats(args: argparse.Namespace) -> int:
             data = storage.stats(_filter(args))
         finally:
             storage.close()
-    print(json.dumps(data, indent=2) if args.json else stats_table(data), flush=True)
+    # json.dumps escapes C0 and C1; DEL is plain ASCII to it, so it is escaped here (the rule of text.py)
+    print(json.dumps(data, indent=2).replace("\x7f", "\\u007f") if args.json else stats_table(data), flush=True)
     return 0
 
 

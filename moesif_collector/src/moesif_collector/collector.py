@@ -21,14 +21,17 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Union
 
+from .access import HostPolicy
 from .app import CollectorApp
 from .body import DEFAULT_MAX_BODY
 from .config_store import config_store, rules_store
 from .faults import FaultSettings
+from .inflight import DEFAULT_MAX_INFLIGHT
 from .server import CollectorHTTPServer
 from .storage import CallFilter, Storage
 
@@ -61,12 +64,16 @@ class Collector:
         max_body: int = DEFAULT_MAX_BODY,
         refresh_ms: int = 1000,
         verbose: bool = False,
+        max_inflight: int = DEFAULT_MAX_INFLIGHT,
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
         """Prepare (not start) a collector.
 
         ``db_path=None`` uses a fresh temporary directory for the database and both JSON files;
         ``db_path=":memory:"`` keeps the data in memory (and the JSON files in a temporary directory).
         ``config``/``rules``, when given, are written to the files at start (replacing their content).
+        ``max_inflight`` bounds the body bytes all requests hold at once; ``allowed_hosts`` are ``Host`` names the
+        page, ``/api`` and ``/_admin`` answer to besides the bound address and loopback names (``"*"``: any).
         """
         self._tmpdir: str | None = None
         if db_path is None:
@@ -87,6 +94,8 @@ class Collector:
         self._max_body = max_body
         self._refresh_ms = refresh_ms
         self._verbose = verbose
+        self._max_inflight = max_inflight
+        self._allowed_hosts = tuple(allowed_hosts)
         self._server: CollectorHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._app: CollectorApp | None = None
@@ -110,7 +119,15 @@ class Collector:
                 config.write(self._initial_config)
             if self._initial_rules is not None:
                 rules.write(self._initial_rules)
-            app = CollectorApp(storage, config, rules, max_body=self._max_body, refresh_ms=self._refresh_ms)
+            app = CollectorApp(
+                storage,
+                config,
+                rules,
+                max_body=self._max_body,
+                refresh_ms=self._refresh_ms,
+                max_inflight=self._max_inflight,
+                hosts=HostPolicy(self._host, self._allowed_hosts),
+            )
             server = CollectorHTTPServer(self._host, self._requested_port, app, verbose=self._verbose)
         except BaseException:
             storage.close()

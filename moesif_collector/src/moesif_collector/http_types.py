@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .body import Readable, read_raw
+from .body import BodyError, Readable, content_length, drain, read_raw
+from .inflight import BusyError, InflightBudget, Reservation
 
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -47,8 +48,13 @@ class Request:
         headers: Mapping[str, str],
         rfile: Readable,
         max_body: int,
+        budget: InflightBudget | None = None,
     ) -> None:
-        """Keep the request parts; ``headers`` keys are matched case-insensitively."""
+        """Keep the request parts; ``headers`` keys are matched case-insensitively.
+
+        Body bytes are reserved in ``budget`` as they are read (see ``inflight.py``); the server releases
+        :attr:`reservation` once the request is answered.
+        """
         self.method = method
         self.path = path
         self.query = query
@@ -57,6 +63,7 @@ class Request:
         self.max_body = max_body
         self.body_consumed = False
         self.body_attempted = False
+        self.reservation = Reservation(budget if budget is not None else InflightBudget())
 
     def header(self, name: str) -> str | None:
         """A header value by case-insensitive name, or ``None``."""
@@ -72,8 +79,10 @@ class Request:
         """Whether the client announced a body (which must be consumed to keep the connection)."""
         if "chunked" in (self.header("transfer-encoding") or "").lower():
             return True
-        length = self.header("content-length")
-        return length is not None and length.strip() not in ("", "0")
+        try:
+            return bool(content_length(self.header("content-length")))
+        except BodyError:
+            return True  # an unreadable length: treat as a body we cannot consume, so the connection is closed
 
     def read_body(self, max_bytes: int | None = None) -> bytes:
         """Read the raw body (once), raising :class:`~.body.BodyError` when it is refused."""
@@ -83,9 +92,23 @@ class Request:
         if not self.has_body:
             self.body_consumed = True
             return b""
-        data = read_raw(self._rfile, self.headers, self.max_body if max_bytes is None else max_bytes)
+        try:
+            data = read_raw(
+                self._rfile, self.headers, self.max_body if max_bytes is None else max_bytes, self.reservation
+            )
+        except BusyError:
+            if "chunked" not in (self.header("transfer-encoding") or "").lower():
+                self.body_attempted = False  # refused before a byte was read: discard_body can still drop it
+            raise
         self.body_consumed = True
         return data
+
+    def discard_body(self) -> None:
+        """Read and drop a body nobody asked for (answered before reading it), so keep-alive still works."""
+        if self.body_attempted or not self.has_body:
+            return
+        self.body_attempted = True
+        self.body_consumed = drain(self._rfile, self.headers, self.max_body)
 
 
 def json_response(status: int, value: Any, headers: dict[str, str] | None = None) -> Response:
@@ -101,12 +124,20 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     reasons = {
         400: "Bad Request",
         401: "Unauthorized",
+        403: "Forbidden",
         404: "Not Found",
         405: "Method Not Allowed",
         411: "Length Required",
         413: "Payload Too Large",
         415: "Unsupported Media Type",
+        421: "Misdirected Request",
         429: "Too Many Requests",
         500: "Internal Server Error",
+        503: "Service Unavailable",
     }
     return json_response(status, {"error": reasons.get(status, "Error"), "message": message}, headers)
+
+
+def body_error_response(exc: BodyError) -> Response:
+    """The answer to a refused body: its status, its message, and its headers (``Retry-After`` on a 503)."""
+    return error_response(exc.status, exc.message, dict(exc.headers))

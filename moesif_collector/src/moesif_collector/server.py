@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import __version__, admin, api, web
 from .app import CollectorApp
-from .body import BodyError
 from .http_types import Request, Response, error_response
+from .text import printable
 
 
 class CollectorHTTPServer(ThreadingHTTPServer):
@@ -101,9 +101,12 @@ class CollectorHandler(BaseHTTPRequestHandler):
             self.server.track(self.connection, False)
 
     def log_message(self, format: str, *args: Any) -> None:
-        """Log requests only with ``--verbose``: a busy collector would otherwise flood the terminal."""
+        """Log requests only with ``--verbose`` (a busy collector would otherwise flood the terminal), with control
+        characters of the request line made visible (see ``text.py``)."""
         if self.server.verbose:
-            super().log_message(format, *args)
+            sys.stderr.write(
+                f"{self.address_string()} - - [{self.log_date_time_string()}] {printable(format % args)}\n"
+            )
 
     def do_GET(self) -> None:
         """Dispatch GET."""
@@ -144,10 +147,19 @@ class CollectorHandler(BaseHTTPRequestHandler):
             headers=dict(self.headers.items()),
             rfile=self.rfile,
             max_body=app.max_body,
+            budget=app.inflight,
         )
+        try:
+            self._answer(app, req, path)
+        finally:
+            req.reservation.release()
+
+    def _answer(self, app: CollectorApp, req: Request, path: str) -> None:
         try:
             if path.startswith("/v1/") or path == "/v1":
                 response = api.handle(app, req)
+            elif not app.hosts.allows(req.header("host")):
+                response = error_response(403, app.hosts.refusal(req.header("host")))
             elif path.startswith("/_admin/"):
                 response = admin.handle(app, req)
             else:
@@ -160,11 +172,9 @@ class CollectorHandler(BaseHTTPRequestHandler):
         if response.hang:
             self.close_connection = True
             return
-        if req.has_body and not req.body_attempted:
-            # Answered before reading the body (401, 404, 415...): read it now, within the size limit, so
-            # the client's keep-alive connection stays usable.
-            with contextlib.suppress(BodyError):
-                req.read_body()
+        # Answered before reading the body (401, 404, 415, 503...): read and drop it now, within the size limit and
+        # without keeping it, so the client's keep-alive connection stays usable.
+        req.discard_body()
         if req.has_body and not req.body_consumed:
             response.close = True  # unread body bytes would corrupt the next request on this connection
         self._send(response)

@@ -11,6 +11,7 @@ Every batch is written in one transaction: a batch is stored whole or not at all
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -103,7 +104,9 @@ CREATE INDEX IF NOT EXISTS events_company_activity ON events(company_id, time, s
 """
 
 # One encoder for every stored document: building one per call (what json.dumps does with options) is slow.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# allow_nan=False: a value that overflowed to infinity (1e999) is refused (ValueError), never stored as the
+# non-JSON ``Infinity`` that every later answer containing it would carry.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 EVENT_COLUMNS = (
     "id",
@@ -218,6 +221,14 @@ def event_row(event: Mapping[str, Any], received_at: str) -> tuple[Any, ...]:
     )
 
 
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only (0600), as the config files are: captured traffic
+    (headers, bodies, tokens) is the more sensitive. SQLite gives its ``-wal`` and ``-shm`` files the same mode.
+    An existing file keeps the mode it has."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _like_pattern(text: str) -> str:
     """Escape LIKE wildcards so user input is matched literally as a substring."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -286,6 +297,8 @@ class Storage:
         self._closed = False
         self._changed = threading.Condition()
         self._version = 0
+        if not self._memory:
+            _create_private(self.path)
         self._writer = self._connect()
         with self._write_lock:
             if not self._memory:

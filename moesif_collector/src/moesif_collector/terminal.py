@@ -1,13 +1,19 @@
-"""Plain-text views for the terminal commands (``tail`` and ``stats``)."""
+"""Plain-text views for the terminal commands (``tail`` and ``stats``).
+
+Every value comes from captured events, i.e. from whoever called the host app: each is passed through
+:func:`~.text.printable`, so escape sequences in it are shown, never run by the terminal.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from .text import printable
+
 
 def _dash(value: Any) -> str:
-    return "-" if value is None or value == "" else str(value)
+    return "-" if value is None or value == "" else printable(str(value))
 
 
 def _ms(value: float | None) -> str:

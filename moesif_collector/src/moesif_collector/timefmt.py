@@ -53,7 +53,10 @@ def parse_time(value: object) -> datetime | None:
         sign = 1 if tz[0] == "+" else -1
         digits = tz[1:].replace(":", "")
         offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-        parsed = parsed - sign * offset
+        try:
+            parsed = parsed - sign * offset
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable time
+            return None
     return parsed
 
 

@@ -8,7 +8,8 @@ Everything not required is stored as sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .body import BodyError
@@ -72,8 +73,8 @@ def check_event(event: Mapping[str, Any], where: str) -> None:
     if not isinstance(response, dict):
         raise _fail(f"{where}.response must be a JSON object or null, got {type_name(response)}")
     status = response.get("status")
-    if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
-        raise _fail(f"{where}.response.status must be an integer")
+    if status is not None and (isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 999):
+        raise _fail(f"{where}.response.status must be an integer from 0 to 999 (an HTTP status)")
 
 
 def check_profile(kind: str, item: Mapping[str, Any], where: str) -> None:
@@ -85,3 +86,41 @@ def check_profile(kind: str, item: Mapping[str, Any], where: str) -> None:
         )
         if not ok:
             raise _fail(f"{where}.{key} is required (a non-empty string)")
+
+
+def unstorable(items: Sequence[Any], label: str, batch: bool) -> str:
+    """Where the first value JSON text cannot carry is (a lone surrogate such as ``"\\ud800"``, which UTF-8
+    cannot encode, or a number that overflowed to infinity such as ``1e999``), for the 400 message.
+
+    Called only after storing failed, so valid payloads never pay for the walk.
+    """
+    for index, item in enumerate(items):
+        found = _first_unstorable(item, f"{label}[{index}]" if batch else label)
+        if found is not None:
+            return found
+    return "the payload holds a value that cannot be stored as JSON text"
+
+
+def _first_unstorable(value: Any, where: str) -> str | None:
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        current, path = stack.pop()
+        if isinstance(current, str):
+            bad = next((c for c in current if 0xD800 <= ord(c) <= 0xDFFF), None)
+            if bad is not None:
+                return f"{path} holds a lone surrogate ({bad!a}), which UTF-8 cannot encode"
+        elif isinstance(current, float) and not math.isfinite(current):
+            return f"{path} is a number out of range ({current!r}: JSON numbers must be finite)"
+        elif isinstance(current, dict):
+            for key, item in reversed(list(current.items())):
+                key_where = f"{path}.{_key_text(key)}"
+                if isinstance(key, str) and any(0xD800 <= ord(c) <= 0xDFFF for c in key):
+                    return f"{key_where} (a key) holds a lone surrogate, which UTF-8 cannot encode"
+                stack.append((item, key_where))
+        elif isinstance(current, list):
+            stack.extend((item, f"{path}[{i}]") for i, item in reversed(list(enumerate(current))))
+    return None
+
+
+def _key_text(key: Any) -> str:
+    return ascii(key)[1:-1] if isinstance(key, str) else str(key)

@@ -35,6 +35,7 @@ from .config_store import JsonFileStore
 from .http_types import Request, Response, error_response, json_response
 from .page import render_page
 from .storage import STATUS_CLASSES, CallFilter
+from .text import has_control
 from .timefmt import format_time, parse_time
 
 SECURITY_HEADERS = {
@@ -53,7 +54,6 @@ _STATIC_TYPES = {
     "style.css": "text/css; charset=utf-8",
 }
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 MAX_LIMIT = 1000
 
 
@@ -86,9 +86,8 @@ def handle(app: CollectorApp, req: Request) -> Response:
             calls = app.storage.calls(flt, limit=limit + 1, newest_first=newest_first)
             return _with_security(json_response(200, {"calls": calls[:limit], "more": len(calls) > limit}))
         if path.startswith("/api/calls/"):
-            try:
-                event_id = int(path[len("/api/calls/") :])
-            except ValueError:
+            event_id = parse_id(path[len("/api/calls/") :])
+            if event_id is None:
                 return error_response(404, "no such call")
             detail = app.storage.call(event_id)
             if detail is None:
@@ -124,6 +123,17 @@ def handle(app: CollectorApp, req: Request) -> Response:
     except ValueError as exc:
         return error_response(400, str(exc))
     return error_response(404, f"no such page: {req.path}")
+
+
+_ID = re.compile(r"[0-9]{1,19}")
+
+
+def parse_id(text: str) -> int | None:
+    """An event id from a URL: ASCII digits within SQLite's 64-bit range, else ``None`` (a 404, never a 500)."""
+    if not _ID.fullmatch(text):
+        return None
+    value = int(text)
+    return value if value < 2**63 else None
 
 
 def _with_security(response: Response) -> Response:
@@ -221,7 +231,7 @@ def describe_body(body: Any, transfer_encoding: Any) -> dict[str, Any]:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        if text is not None and not _CONTROL_CHARS.search(text):
+        if text is not None and not has_control(text):
             return {"kind": "text", "text": text, "note": f"base64, decoded as UTF-8 text ({len(raw)} bytes)"}
         return {"kind": "base64", "text": body, "note": f"binary body ({len(raw)} bytes), shown as base64"}
     return {
