@@ -23,7 +23,8 @@ request is timed on its own. The original's ratio is over the bare app measured 
 
 Also: the ASGI and Tornado event-loop stall (worst lateness of a 1 ms ticker while requests arrive every ms, the
 collector down), the RSS growth of a Flask process after ``--memory-requests`` realistic requests with the
-collector down, the events per second one process ships to the loopback collector (``core_throughput.py``), and
+collector down, the events per second one process ships to the loopback collector (``core_throughput.py``), what the
+durable spool costs with the collector down, next to no spool (``spool_cost.py``), and
 (unless ``--skip-e2e``) ``e2e_load.py``'s section: Flask under gunicorn and FastAPI under uvicorn, 2 workers each,
 bare against wrapped, under a loopback load generator (requests per second, p50/p99), appended to the report.
 
@@ -544,6 +545,24 @@ def throughput(n: int) -> Dict[str, Any]:
     return out
 
 
+def spool_cost(requests: int) -> str:
+    """``spool_cost.py``'s table under its own header, or a line saying why there is none."""
+    header = "## The durable spool, collector down (spool_cost.py)\n\n"
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(HERE / "spool_cost.py"), "--requests", str(requests)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=900,
+        )
+    except subprocess.TimeoutExpired:
+        return header + "not measured: spool_cost.py timed out\n"
+    if proc.returncode != 0 or "|" not in proc.stdout:
+        return header + f"not measured: {(proc.stderr.strip().splitlines() or ['no output'])[-1][:160]}\n"
+    return header + proc.stdout.strip() + "\n"
+
+
 def end_to_end() -> str:
     """``e2e_load.py``'s Markdown section (its own header included), or a section saying why there is none."""
     try:
@@ -578,6 +597,7 @@ def main() -> None:
     parser.add_argument("--memory-requests", type=int, default=100_000)
     parser.add_argument("--memory-budget", type=float, default=150.0, help="seconds per memory child at most")
     parser.add_argument("--events", type=int, default=20_000, help="events for core_throughput.py")
+    parser.add_argument("--spool-requests", type=int, default=5000, help="requests per variant for spool_cost.py")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     parser.add_argument(
         "--skip-e2e",
@@ -662,6 +682,8 @@ def main() -> None:
             proc.wait(timeout=10)
     print(f"[{time.monotonic() - started:5.0f} s] core throughput", file=sys.stderr, flush=True)
     tput = throughput(args.events)
+    print(f"[{time.monotonic() - started:5.0f} s] the durable spool", file=sys.stderr, flush=True)
+    spool = spool_cost(args.spool_requests)
     e2e = ""
     if not args.skip_e2e:
         print(f"[{time.monotonic() - started:5.0f} s] end to end under real servers", file=sys.stderr, flush=True)
@@ -670,6 +692,7 @@ def main() -> None:
     load_end = os.getloadavg()
 
     report = render(args, latency, stalls, memory, tput, elapsed, load_start, load_end)
+    report += "\n" + spool
     if e2e:
         report += "\n" + e2e
     print(report)

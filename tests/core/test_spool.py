@@ -20,7 +20,7 @@ import pytest
 
 from moesif_collector import Collector
 from moesif_core import Agent, BodyTap, RawCapture, Settings
-from moesif_core.spool import CorruptFile, Entry, SpoolFiles, decode
+from moesif_core.spool import CorruptFile, Entry, SpoolFiles, decode, spool_path
 
 
 def free_port() -> int:
@@ -57,6 +57,13 @@ def capture(agent: Agent, i: int, secret: str = "nothing") -> bool:
             request_headers=[("content-type", "application/json"), ("x-api-secret", secret)],
         )
     )
+
+
+def files_of(agent: Agent) -> Path:
+    """Where ``agent`` keeps its batches: its application's subdirectory of ``SPOOL_DIR``."""
+    s = agent.settings
+    assert s.spool_dir is not None
+    return Path(spool_path(s.spool_dir, s.application_id, s.base_uri))
 
 
 def spooled_batches(spool: Path) -> List[List[Dict[str, Any]]]:
@@ -115,6 +122,8 @@ def test_outage_spills_masked_batches_and_they_are_sent_oldest_first(tmp_path: P
         assert agent.flush(10)  # the collector is down: a flush puts what it cannot send on disk
         snap = agent.snapshot()
         assert snap["spooled"] == 45 and snap["sent"] == 0 and snap["failed"] == 0 and snap["spool_bytes"] > 0
+        assert os.listdir(spool) == [files_of(agent).name]
+        spool = files_of(agent)
         names = sorted(os.listdir(spool))
         assert names and all(stat.S_IMODE((spool / n).stat().st_mode) == 0o600 for n in names)
         raw = b"".join(gzip.decompress(decode((spool / n).read_bytes())) for n in names)
@@ -139,8 +148,8 @@ def test_outage_spills_masked_batches_and_they_are_sent_oldest_first(tmp_path: P
 def test_what_an_earlier_process_left_is_sent_and_damaged_files_are_skipped(
     tmp_path: Path, collector: Collector, moesif_log: pytest.LogCaptureFixture
 ) -> None:
-    spool = tmp_path / "spool"
-    spool.mkdir()
+    spool = Path(spool_path(str(tmp_path / "spool"), "spool-test", collector.url))
+    spool.mkdir(parents=True)
     files = SpoolFiles(str(spool))
     good = [{"request": {"uri": "http://app.local/left/0", "verb": "GET", "time": "2024-01-01T00:00:00.000"}}]
     files.write(gzip.compress(json.dumps(good).encode()), 1)
@@ -150,7 +159,7 @@ def test_what_an_earlier_process_left_is_sent_and_damaged_files_are_skipped(
     (spool / ".tmp-999999-0").write_bytes(b"half a batch")  # a dead writer's temporary file, an hour old
     os.utime(spool / ".tmp-999999-0", (time.time() - 3600, time.time() - 3600))
 
-    agent = make_agent(collector.url, spool)
+    agent = make_agent(collector.url, tmp_path / "spool")
     try:
         capture(agent, 1)  # the first capture starts the workers and the drainer
         wait_until(lambda: not os.listdir(spool), what="the spool to empty")
@@ -176,14 +185,43 @@ def test_over_the_bound_the_oldest_batches_are_dropped_and_counted(tmp_path: Pat
         assert agent.flush(10)
         snap = agent.snapshot()
         assert snap["spooled"] == 100 and 0 < snap["spool_dropped"] < 100
-        assert sum(e.size for e in SpoolFiles(str(spool)).list()) <= 2500
-        kept = sorted(item(e) for b in spooled_batches(spool) for e in b)
+        assert sum(e.size for e in SpoolFiles(str(files_of(agent))).list()) <= 2500
+        kept = sorted(item(e) for b in spooled_batches(files_of(agent)) for e in b)
         assert len(kept) == 100 - snap["spool_dropped"]
         assert kept == list(range(100 - len(kept), 100))  # the newest survive
         collector = Collector(port=port, db_path=str(tmp_path / "c.db")).start()
         assert sorted(item(e) for e in collector.wait_for_events(len(kept), timeout=30)) == kept
     finally:
         agent.shutdown(1)
+        if collector is not None:
+            collector.stop()
+
+
+def test_apps_sharing_a_spool_dir_never_send_each_others_events(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    agents = {app: make_agent(base, tmp_path / "shared", APPLICATION_ID=app) for app in ("app-a", "app-b")}
+    counts = {"app-a": 30, "app-b": 50}
+    collector = None
+    try:
+        for app, agent in agents.items():
+            for i in range(counts[app]):
+                capture(agent, i)
+            assert agent.flush(10) and agent.snapshot()["spooled"] == counts[app]
+        assert len(os.listdir(tmp_path / "shared")) == 2  # one subdirectory each, named by a hash
+        assert not any("app-" in name for _, _, names in os.walk(tmp_path / "shared") for name in names)
+        collector = Collector(port=port, db_path=str(tmp_path / "c.db")).start()
+        collector.wait_for_events(80, timeout=30)
+        for agent in agents.values():
+            wait_until(lambda: not os.listdir(files_of(agent)), what="both spools to empty")  # noqa: B023
+        items: Dict[str, int] = {}
+        for r in collector.requests():
+            if r["path"] == "/v1/events/batch":
+                items[r["app_id"]] = items.get(r["app_id"], 0) + r["items"]
+        assert items == counts
+    finally:
+        for agent in agents.values():
+            agent.shutdown(1)
         if collector is not None:
             collector.stop()
 

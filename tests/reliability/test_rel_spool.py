@@ -1,8 +1,9 @@
 """The durable spool (``SPOOL_DIR``) end to end: Flask wrapped in moesifwsgi under werkzeug, the real collector on a
 loopback port that is closed during the outage and served again after it.
 
-- An outage longer than the memory queue allows (``EVENT_QUEUE_MAX_BYTES`` of 64 KiB holds about 60 of these events;
-  thousands are captured), then the collector is back: every event arrives exactly once, none is dropped.
+- An outage longer than the memory queue allows (``EVENT_QUEUE_MAX_BYTES`` of 128 KiB holds about 120 of these
+  events; a thousand are captured), then the collector is back: every event arrives exactly once, none is dropped.
+- A normal exit during the outage (a deploy) puts what was queued on disk within the exit deadline.
 - The app process is killed with SIGKILL during the outage and a new process starts on the same directory: every
   event that had reached the spool arrives, once; what was lost was still in memory, within the memory bounds.
 - Two processes on one directory drain it together: no event is sent twice.
@@ -32,7 +33,7 @@ from moesif_collector import Collector
 from moesif_core.spool import Entry, decode
 
 SCRIPT = Path(__file__).resolve().parent / "rel_spool_app.py"
-QUEUE_BYTES = 64 * 1024
+QUEUE_BYTES = 128 * 1024
 BATCH = 20
 WORKERS = 2
 #: What the memory queue can hold at most: each capture counts its bodies plus 1 KiB, and a ping has no body.
@@ -54,15 +55,21 @@ def collector_on(port: int, tmp_path: Path) -> Collector:
     return Collector(port=port, db_path=str(tmp_path / "collector.db")).start()
 
 
+def spool_files(spool: Path) -> List[Path]:
+    """Every whole batch file under ``SPOOL_DIR`` (in its application's subdirectory), oldest first; temporary
+    files of a killed writer are not."""
+    if not spool.exists():
+        return []
+    return sorted((p for p in spool.rglob("*") if Entry.parse(p.name) is not None), key=lambda p: p.name)
+
+
 def on_disk(spool: Path) -> List[Tuple[str, int]]:
-    """``(tag, i)`` of every event in a whole spool file (temporary files of a killed writer are not)."""
+    """``(tag, i)`` of every event in a whole spool file."""
     from urllib.parse import parse_qs, urlsplit
 
     out = []
-    for name in sorted(os.listdir(spool)):
-        if Entry.parse(name) is None:
-            continue
-        for event in json.loads(gzip.decompress(decode((spool / name).read_bytes()))):
+    for path in spool_files(spool):
+        for event in json.loads(gzip.decompress(decode(path.read_bytes()))):
             q = parse_qs(urlsplit(event["request"]["uri"]).query)
             out.append((q["rel"][0], int(q["i"][0])))
     return out
@@ -141,12 +148,12 @@ def test_outage_longer_than_memory_then_every_event_arrives_once(tmp_path: Path)
             wait_until(lambda: app.agent.snapshot()["spooled"] == n, timeout=30, what="every event on disk")
             snap = app.agent.snapshot()
             assert snap["dropped"] == 0 and snap["spooled"] == n and snap["sent"] == 0, snap
-            assert n > QUEUE_EVENTS * 10  # memory alone would have dropped most of them
+            assert n > QUEUE_EVENTS * 5  # memory alone would have dropped most of them
 
             collector = collector_on(port, tmp_path)
             app.agent.flush(5)  # also makes the spool try now, not at the end of its backoff
             exactly_once(wait_all(collector, tag, n, timeout=60), n)
-            wait_until(lambda: not os.listdir(spool), timeout=20, what="the spool to empty")
+            wait_until(lambda: not spool_files(spool), timeout=20, what="the spool to empty")
             exactly_once(ids_for(collector.events(), tag), n)  # and nothing came twice after the last one arrived
             snap = app.agent.snapshot()
             assert snap["sent"] == n and snap["failed"] == 0 and snap["spool_dropped"] == 0, snap
@@ -183,13 +190,26 @@ def test_sigkill_during_the_outage_then_a_new_process_sends_what_was_spooled(tmp
         collector = collector_on(port, tmp_path)
         with app_process(base, settings) as second:
             hit(second.url, "second", 1)  # its first capture starts its drainer
-            wait_until(lambda: not os.listdir(spool), timeout=30, what="the new process to empty the spool")
+            wait_until(lambda: not spool_files(spool), timeout=30, what="the new process to empty the spool")
             events = collector.events()
             stored = Counter((t, i) for t in (before, during) for i, c in ids_for(events, t).items() for _ in range(c))
             assert stored == Counter(spooled)  # every spooled event, once; nothing else from the killed process
     finally:
         if collector is not None:
             collector.stop()
+
+
+def test_normal_exit_during_the_outage_puts_the_queue_on_disk(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    tag = uuid.uuid4().hex
+    # 50 events are far below the spill threshold: only the exit flush can put them on disk
+    base = f"http://127.0.0.1:{free_port()}"
+    with app_process(base, spool_settings(base, spool, EXIT_FLUSH_TIMEOUT=5)) as app:
+        hit(app.url, tag, 50)
+        wait_until(lambda: app.snapshot()["queued"] == 50, what="every capture queued")
+        assert app.snapshot()["spooled"] == 0
+    assert app.proc.returncode == 0
+    assert sorted(on_disk(spool)) == [(tag, i) for i in range(50)]
 
 
 def test_two_processes_on_one_spool_send_each_event_once(tmp_path: Path) -> None:
@@ -209,7 +229,7 @@ def test_two_processes_on_one_spool_send_each_event_once(tmp_path: Path) -> None
                 timeout=30,
                 what="both outages on disk",
             )
-            files = len(os.listdir(spool))
+            files = len(spool_files(spool))
             collector = collector_on(port, tmp_path)
             for app in (a, b):  # both drainers try now, from the oldest file on: they meet on every file
                 assert app.proc.stdin is not None
@@ -219,7 +239,7 @@ def test_two_processes_on_one_spool_send_each_event_once(tmp_path: Path) -> None
                 assert app._line() == "FLUSHED"
             for tag in tags:
                 wait_all(collector, tag, n, timeout=60)
-            wait_until(lambda: not os.listdir(spool), timeout=30, what="the spool to empty")
+            wait_until(lambda: not spool_files(spool), timeout=30, what="the spool to empty")
             events = collector.events()
             for tag in tags:
                 exactly_once(ids_for(events, tag), n)
@@ -279,7 +299,7 @@ def test_full_disk_the_app_keeps_serving_and_drops_are_counted(
                     timeout=60,
                     what="everything not dropped",
                 )
-                wait_until(lambda: app.agent.pending() == 0 and not os.listdir(tmp_path / "spool"), what="the end")
+                wait_until(lambda: app.agent.pending() == 0 and not spool_files(tmp_path / "spool"), what="the end")
                 seen = ids_for(up.events(), tag)
                 assert len(seen) == snap["queued"] and all(c == 1 for c in seen.values()), seen
         finally:

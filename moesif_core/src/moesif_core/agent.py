@@ -37,7 +37,7 @@ from .remote import RemoteConfig
 from .retry import INITIAL_BACKOFF, MAX_SERVER_ERROR_ATTEMPTS, next_wait
 from .sampling import draw, needs_late_fields, sampling_fields, sampling_rate
 from .settings import Settings
-from .spool import Spool
+from .spool import Spool, spool_path
 from .stats import Stats
 
 logger = logging.getLogger("moesif")
@@ -113,7 +113,7 @@ class Agent:
         #: the durable spool (``SPOOL_DIR``), written by the workers only
         self._spool = (
             Spool(
-                s.spool_dir,
+                spool_path(s.spool_dir, s.application_id, s.base_uri),
                 s.spool_max_bytes,
                 self.client,
                 self._queue,

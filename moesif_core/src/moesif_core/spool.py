@@ -25,6 +25,10 @@ is released; a file already deleted when the lock is granted is left alone. The 
 process, so a batch whose sender was killed after the collector stored it and before it deleted the file is sent
 again (the one way a spooled batch can arrive twice).
 
+Files live in a subdirectory of ``SPOOL_DIR`` named after a hash of the application id and ``BASE_URI``
+(:func:`spool_path`), so apps that share one ``SPOOL_DIR`` never send each other's events, and the id itself is never
+written to disk.
+
 Bounds and faults: over ``SPOOL_MAX_BYTES`` the oldest files are dropped and counted (by this process's view of the
 directory, refreshed at least every :data:`LISTING_TTL` seconds, so several writers can overshoot by what they wrote
 in that time). A directory that cannot be created or written (read-only, full, over a quota) turns the spool off
@@ -34,6 +38,7 @@ for :data:`RETRY_UNUSABLE` seconds with one log line; the process goes on memory
 from __future__ import annotations
 
 import gzip
+import hashlib
 import itertools
 import logging
 import os
@@ -97,6 +102,12 @@ class Entry:
     def parse(cls, name: str) -> Optional[Entry]:
         m = _NAME.match(name)
         return cls(name, int(m.group(4)), int(m.group(5))) if m else None
+
+
+def spool_path(spool_dir: str, application_id: str, base_uri: str) -> str:
+    """The directory one application's batches for one ingestion API go to, inside ``SPOOL_DIR``."""
+    key = hashlib.sha256(f"{application_id}\n{base_uri}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return os.path.join(spool_dir, key)
 
 
 def encode(payload: bytes, events: int) -> bytes:
