@@ -1,0 +1,47 @@
+"""The READMEs' generated sections are current: each package's settings table matches what the core accepts (keys,
+aliases, types, the adapter's defaults), and the "Migrating from the original" list matches docs/migrating.md.
+
+A failure names the README; ``python tools/readme_sections.py`` rewrites the sections."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("readme_sections", ROOT / "tools" / "readme_sections.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = generator()
+
+
+def test_every_setting_is_described() -> None:
+    keys = set(GEN.canonical_keys())
+    assert keys == set(GEN.DOCS), "describe each setting in DOCS in tools/readme_sections.py"
+    callbacks = {k for k in keys if GEN.TYPES[GEN.core_settings._SPEC[k][1][1]] == "function"}
+    assert callbacks == set(GEN.RETURNS)
+
+
+@pytest.mark.parametrize("package", sorted(GEN.readme_paths()), ids=lambda p: p or "README.md")
+def test_readme_sections_are_current(package: str) -> None:
+    path = GEN.readme_paths()[package]
+    current = path.read_text()
+    assert GEN.render(package, current, path) == current, (
+        f"{path.relative_to(ROOT)} is out of date: run python tools/readme_sections.py"
+    )
+    assert "**Masks**" in current  # the shared migrating list is there
+    if package:
+        assert "| `APPLICATION_ID` | str | required |" in current
+        assert "## Migrating from the original" in current
