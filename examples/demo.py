@@ -6,8 +6,8 @@
 Starts ``moesif-collector`` on a free loopback port with a fresh database, then the Flask (moesifwsgi), FastAPI
 (moesifasgi), Django (moesifdjango) and Tornado (moesiftornado) examples with ``MOESIF_BASE_URI`` set to it, sends
 each a realistic mix (users from bearer JWTs and from tokens the apps know, companies, a form post, errors, a large
-body, a streamed response), waits until the collector has stored every event the apps should have sent, and prints
-a summary table.
+body, a streamed response), sends user, company and subscription profiles with ``MoesifAPIClient``, waits until the
+collector has stored every event the apps should have sent, and prints a summary with the page's views to open.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import requests
+
+from moesif_core import MoesifAPIClient
 
 HERE = Path(__file__).resolve().parent
 DJANGO_DIR = HERE / "django_project"
@@ -179,9 +181,38 @@ def send(app: App) -> Tuple[int, int]:
     return sent, expected
 
 
+def send_profiles(url: str) -> None:
+    """The profiles the page's users and companies views show, sent as an app would (the profile helpers)."""
+    api = MoesifAPIClient("demo-app", base_uri=url).api
+    api.update_users_batch(
+        [
+            {"user_id": "alice", "company_id": "acme", "metadata": {"email": "alice@acme.example", "plan": "pro"}},
+            {"user_id": "bob", "company_id": "globex", "metadata": {"email": "bob@globex.example", "plan": "free"}},
+            {"user_id": "carol", "metadata": {"email": "carol@example.com", "signed_up": "2026-11-02"}},
+        ]
+    )
+    api.update_companies_batch(
+        [
+            {"company_id": "acme", "company_domain": "acme.example", "metadata": {"industry": "anvils", "seats": 40}},
+            {"company_id": "globex", "company_domain": "globex.example", "metadata": {"industry": "energy"}},
+        ]
+    )
+    api.update_subscription(
+        {
+            "subscription_id": "sub-acme-1",
+            "company_id": "acme",
+            "status": "active",
+            "current_period_end": "2027-01-01T00:00:00.000",
+            "metadata": {"plan": "pro"},
+        }
+    )
+
+
 def summary(url: str, per_app: Dict[str, Tuple[int, int]]) -> str:
     calls = collector_json(url, "/api/calls?limit=1000")["calls"]
     stats = collector_json(url, "/api/stats")
+    people = collector_json(url, "/api/users")
+    firms = collector_json(url, "/api/companies")
     lines = [
         "",
         "What the collector stored",
@@ -199,13 +230,28 @@ def summary(url: str, per_app: Dict[str, Tuple[int, int]]) -> str:
         f"calls: {stats['calls']}   errors: {stats['errors']} ({stats['error_rate']:.0%})   "
         f"p50: {_ms(stats.get('p50_ms'))}   p95: {_ms(stats.get('p95_ms'))}",
         "",
-        "| verb | path | calls | errors | avg ms |",
-        "|---|---|---|---|---|",
+        "| verb | route | calls | errors | p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|",
     ]
     for route in stats.get("routes", [])[:15]:
         lines.append(
-            f"| {route['verb']} | {route['path']} | {route['calls']} | {route['errors']} | {_ms(route.get('avg_ms'))} |"
+            f"| {route['verb']} | {route['route']} | {route['calls']} | {route['errors']} | {_ms(route.get('p50_ms'))}"
+            f" | {_ms(route.get('p95_ms'))} |"
         )
+    lines += [
+        "",
+        f"users: {people['total']} ({sum(1 for u in people['users'] if u['profile'])} with a profile)   "
+        f"companies: {firms['total']}"
+        f" ({sum(1 for c in firms['companies'] if c['subscriptions'])} with a subscription)",
+        "",
+        "The page (run the demo with -- --serve to keep it up):",
+        f"  {url}/                  calls live, traffic over the last hour (calls/min, 4xx, 5xx, p95), totals",
+        f"  {url}/?view=routes      per route (/items/41, /items/42: /items/{{id}}): calls, error rate, p50, p95",
+        f"  {url}/?view=users       profiles with metadata, first and last seen, calls and errors",
+        f"  {url}/?view=companies   the same per company, with subscriptions",
+        f"  {url}/?view=config      the sample rates and governance rules being served, and their files",
+        f"  {url}/?status=5xx       any view takes filters in its URL: path, status, user, company, from, to",
+    ]
     return "\n".join(lines)
 
 
@@ -265,6 +311,7 @@ def main() -> int:
                 _ports[app.name] = app.port
             print(f"demo: collector on {url}; apps: " + ", ".join(f"{a.name} {a.url}" for a in started))
             per_app = {app.name: send(app) for app in started}
+            send_profiles(url)
             expected = sum(e for _, e in per_app.values())
             deadline = time.monotonic() + 60
             while collector_json(url, "/api/stats")["calls"] < expected:
@@ -273,10 +320,7 @@ def main() -> int:
                     break
                 time.sleep(0.2)
             print(summary(url, per_app))
-            print(
-                f"\nOpen {url}/ to see every call (headers, bodies, users), or run:"
-                f"  python -m moesif_collector tail --url {url}"
-            )
+            print(f"\nOr follow the calls in a terminal:  python -m moesif_collector tail --url {url}")
             if args.serve:
                 print("demo: serving; Ctrl-C to stop")
                 try:

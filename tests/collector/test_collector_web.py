@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from moesif_collector import Collector
 
@@ -108,6 +110,13 @@ def test_page_is_escaped_and_locked_down(collector: Collector, client: Any, make
     assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in full
     assert 'id="calls-body"' in full and 'class="call-row s2xx"' in full
     assert "<script>" not in full  # no inline script at all: only <script src=...>
+    assert "style=" not in full and "'unsafe-inline'" not in csp  # no inline style either
+    # The routes view and the chips of exact filters are escaped as well.
+    routes = client.get("/?view=routes", app_id=None).body.decode()
+    assert XSS not in routes and f'data-route="/x/{escape(XSS)}"' in routes
+    chips = client.get("/?route=" + quote(XSS) + "&user_id=" + quote('"><b>'), app_id=None).body.decode()
+    assert XSS not in chips and "<b>" not in chips
+    assert '<span class="chip" data-param="user_id">' in chips and "&quot;&gt;&lt;b&gt;" in chips
     # No outside resources: every src/href is local.
     for marker in ('src="http', 'href="http', "//cdn"):
         assert marker not in full
