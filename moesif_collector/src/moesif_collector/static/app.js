@@ -439,12 +439,14 @@
     return node;
   }
 
+  // The top of an axis with 4 gridlines at round values (1, 2, 2.5 or 5 times a power of ten apart).
   function niceMax(v) {
-    if (!(v > 0)) { return 1; }
-    var p = Math.pow(10, Math.floor(Math.log10(v)));
+    if (!(v > 0)) { return 4; }
+    var tick = v / 4;
+    var p = Math.pow(10, Math.floor(Math.log10(tick)));
     var steps = [1, 2, 2.5, 5, 10];
-    for (var i = 0; i < steps.length; i++) { if (steps[i] * p >= v) { return steps[i] * p; } }
-    return 10 * p;
+    for (var i = 0; i < steps.length; i++) { if (steps[i] * p >= tick) { return 4 * steps[i] * p; } }
+    return 40 * p;
   }
 
   function fmtAxis(v) {
