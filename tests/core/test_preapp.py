@@ -21,6 +21,7 @@ from moesif_core import (
     transaction_id_for,
 )
 from moesif_core.appconfig import AppConfig, parse_rules
+from moesif_core.remote import UNKNOWN_CONFIG
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -112,8 +113,16 @@ def agent() -> Iterator[Agent]:
 
 
 def test_default_config_decides_nothing(agent: Agent) -> None:
+    assert agent.wait_for_config(5)  # the collector is down: the default config (sample everything, no rules)
     preapp = PreApp(agent)
     assert preapp.begin() is None and preapp.begin() is None
+
+
+def test_unknown_config_captures_undecided(agent: Agent) -> None:
+    agent.remote._state = (UNKNOWN_CONFIG, ())  # as before the first fetch ends
+    early = PreApp(agent).begin()
+    assert early is not None and not early.governs
+    assert early.sample("GET", "/x", {}, "10.0.0.1") is True and early.weight is None  # the worker decides
 
 
 def test_sampling_drops_early(agent: Agent) -> None:

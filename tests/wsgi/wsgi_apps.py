@@ -11,6 +11,7 @@ Routes (every framework):
 - ``GET /pid?sleep=S``: sleeps ``S`` seconds, answers ``{"pid": ...}`` (the fork test).
 - ``GET /_maxrss``: the process's peak RSS in KiB (the memory test).
 - ``GET /call?url=U`` (Flask only): calls ``U`` with ``requests`` (the outgoing-capture test).
+- ``GET /_agent`` (Flask only, under :func:`serving_app`): the serving process's pid, agent counters and config.
 Anything else is a 404.
 """
 
@@ -20,7 +21,7 @@ import json
 import os
 import resource
 import time
-from typing import Any, Callable, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, List
 
 PATTERN = bytes(range(256)) * 256  # 64 KiB, every byte value
 _BIG = PATTERN * 17  # slices of up to 1 MiB come from here without copying the pattern again
@@ -97,6 +98,16 @@ def flask_app() -> Any:
     @app.get("/_maxrss")
     def rss() -> Any:
         return {"maxrss_kib": maxrss_kib()}
+
+    @app.get("/_agent")
+    def agent() -> Any:
+        mw = SERVING_MW[0]
+        return {
+            "pid": os.getpid(),
+            "snapshot": mw.agent.snapshot(),
+            "sample_rate": mw.agent.remote.current()[0].sample_rate,
+            "fetches": mw.agent.remote.fetches,
+        }
 
     @app.get("/call")
     def call() -> Any:
@@ -228,9 +239,15 @@ def wrap(framework: str, app: Any, settings: Dict[str, Any]) -> Any:
     return mw, mw
 
 
+#: the middleware :func:`serving_app` built (Flask's ``/_agent`` reports on it)
+SERVING_MW: List[Any] = []
+
+
 def serving_app() -> Any:
     """The app a subprocess server runs (gunicorn ``wsgi_apps:serving_app()``): framework and settings from the
-    environment (``WSGI_FRAMEWORK``, ``MOESIF_BASE_URI``, ``MOESIF_WRAP`` = ``0`` for the bare app)."""
+    environment (``WSGI_FRAMEWORK``, ``MOESIF_BASE_URI``, ``MOESIF_WRAP`` = ``0`` for the bare app,
+    ``MOESIF_WAIT_CONFIG`` = ``1`` to wait for the config at start-up, as an app wanting rules from its first request
+    does)."""
     framework = os.environ.get("WSGI_FRAMEWORK", "flask")
     app = FRAMEWORKS[framework]()
     if os.environ.get("MOESIF_WRAP", "1") == "0":
@@ -242,5 +259,8 @@ def serving_app() -> Any:
         "GET_METADATA": lambda app, environ: {"pid": os.getpid()},
         "CAPTURE_OUTGOING_REQUESTS": os.environ.get("MOESIF_CAPTURE_OUTGOING") == "1",
     }
-    wrapped, _ = wrap(framework, app, settings)
+    wrapped, mw = wrap(framework, app, settings)
+    SERVING_MW[:] = [mw]
+    if os.environ.get("MOESIF_WAIT_CONFIG") == "1":
+        mw.agent.wait_for_config(5)
     return wrapped

@@ -7,9 +7,12 @@ and counts it when the queue is full) and returns. Workers take batches, build e
 bounds are what bound memory, and what fits in them arrives once it is back.
 
 Workers start on the first capture, so a middleware built in a pre-fork master (gunicorn ``--preload``) starts
-nothing there; a forked child gets an empty queue of its own and starts its own workers; a worker that died is
-restarted on the next capture. At interpreter exit the queue is flushed within ``EXIT_FLUSH_TIMEOUT`` and exit
-never waits longer (the workers are daemon threads).
+no worker there; a forked child gets an empty queue of its own and starts its own workers; a worker that died is
+restarted on the next capture. The config refresher (:mod:`moesif_core.remote`) starts when the agent is built, so
+the config is normally known before the first request (a pre-fork master's is inherited by its children); captures
+made while it is still unknown are decided by the worker once it arrives (it waits at most
+:data:`~moesif_core.remote.FIRST_CONFIG_WAIT` seconds for it). At interpreter exit the queue is flushed within
+``EXIT_FLUSH_TIMEOUT`` and exit never waits longer (the workers are daemon threads).
 
 With ``SPOOL_DIR`` set, batches the collector cannot take go to disk once memory fills (or at a deadline) and are
 sent from there later, by this process or another: :mod:`moesif_core.spool`; ``_ship`` is its only hook.
@@ -24,7 +27,8 @@ import random
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, List, Optional
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional
 from urllib.parse import urlsplit
 
 from .build import EventBuilder
@@ -80,8 +84,8 @@ class Agent:
         )
         set_default_base_uri(settings.base_uri)
         self.stats = Stats()
-        #: The app config and governance rules from ``{BASE_URI}/v1/config`` and ``/v1/rules``, kept fresh in
-        #: the background from the first captured request on.
+        #: The app config and governance rules from ``{BASE_URI}/v1/config`` and ``/v1/rules``, fetched in the
+        #: background from now on (never blocking, never raising) and kept fresh.
         self.remote = RemoteConfig(self.client)
         #: Governance for adapters: ``agent.governor.evaluate(RequestFacts(...))`` before calling the app.
         self.governor = Governor(self.remote.current)
@@ -93,6 +97,15 @@ class Agent:
         ref = weakref.ref(self)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=lambda: _after_fork(ref))
+        self.remote.ensure_started()
+        weakref.finalize(self, self.remote.stop)  # an agent nobody holds any more stops fetching
+
+    def wait_for_config(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the first config and rules; ``True`` once they are known.
+
+        Never needed for sampling (captures made before the config is known are decided when it arrives); an app
+        that wants governance rules in force from its very first request calls it once at start-up."""
+        return self.remote.wait_known(timeout)
 
     def _init_process_state(self) -> None:
         s = self.settings
@@ -107,6 +120,8 @@ class Agent:
         self._drop_lock = threading.Lock()
         self._last_drop_log = 0.0
         self._drops_since_log = 0
+        #: calls whose response was collected unfinished, to finish off the collector's path (see :meth:`defer`)
+        self._deferred: Deque[Callable[[], None]] = deque()
         old_spool: Optional[Spool] = getattr(self, "_spool", None)
         if old_spool is not None:
             old_spool.after_fork_in_child()
@@ -140,6 +155,28 @@ class Agent:
             logger.warning("moesif: could not queue an event", exc_info=True)
         return False
 
+    def defer(self, finish: Callable[[], None]) -> None:
+        """Have ``finish`` run soon in a worker thread (or by the next :meth:`flush`, or at exit).
+
+        For a response wrapper collected before its call was finished (a server or test client that dropped it
+        without ``close()``): its ``__del__`` hands the call over here. Safe in ``__del__`` and GC callbacks, which
+        may run in any thread at any point, even while that thread holds the queue's lock: this only appends to a
+        deque (atomic, no lock, no I/O, no thread start), and ``finish`` (the callbacks, the capture) runs later,
+        outside the collector."""
+        self._deferred.append(finish)
+
+    def _run_deferred(self) -> None:
+        deferred = self._deferred
+        while deferred:
+            try:
+                finish = deferred.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            try:
+                finish()
+            except Exception:
+                logger.warning("moesif: could not record an abandoned response", exc_info=True)
+
     def sample_early(self, verb: str, path: str, ip: Optional[str] = None) -> Optional[int]:
         """Sampling decided before the app runs, where the config allows it.
 
@@ -150,7 +187,7 @@ class Agent:
         config, _ = self.remote.current()
         if config.samples_everything:
             return 1
-        if needs_late_fields(config):
+        if not config.known or needs_late_fields(config):  # not known yet: the worker decides once it is
             return 0
         keep, weight = draw(sampling_rate(config, sampling_fields(verb, path, ip, None)), _rng)
         return weight if keep else None
@@ -193,6 +230,8 @@ class Agent:
         queue = self._queue
         try:
             while True:
+                if self._deferred:
+                    self._run_deferred()
                 batch = queue.take(self.settings.event_batch_timeout)
                 if not batch:
                     if self._shutdown:
@@ -209,7 +248,18 @@ class Agent:
             if not self._shutdown:
                 self._running = False  # the next capture restarts us
 
+    def _await_config(self) -> None:
+        """Hold the first undecided captures until the first config is known, within the bound (and within a
+        flush's deadline), so they are sampled at the rate in force with its weight."""
+        until = self.remote.first_wait_until
+        deadline = self._deadline
+        if deadline is not None:
+            until = min(until, deadline)
+        self.remote.wait_known(until - time.monotonic())
+
     def _process(self, batch: List[RawCapture]) -> None:
+        if not self.remote.known and not self._shutdown and any(not raw.weight for raw in batch):
+            self._await_config()
         events: List[Dict[str, Any]] = []
         failed = sampled_out = 0
         for raw in batch:
@@ -231,7 +281,7 @@ class Agent:
     def _sample_late(self, event: Dict[str, Any]) -> bool:
         """Decide for an event the request path left undecided; sets its ``weight``. ``False``: drop it."""
         config, _ = self.remote.current()
-        if config.samples_everything:
+        if config.samples_everything or not config.known:  # still unknown after the wait: keep it, unweighted
             return True
         try:
             req = event.get("request") or {}
@@ -331,13 +381,15 @@ class Agent:
         return self._shutdown
 
     def pending(self) -> int:
-        """Events queued or being sent."""
-        return self._queue.pending()
+        """Events queued or being sent (abandoned calls waiting to be recorded included)."""
+        return self._queue.pending() + len(self._deferred)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Send what is queued now; wait at most ``timeout`` seconds. ``True`` if everything was handled."""
         if self._pid != os.getpid():
             return True
+        if self._deferred:
+            self._run_deferred()
         if len(self._queue) and not self._running:
             self.start()
         deadline = time.monotonic() + timeout
@@ -352,6 +404,8 @@ class Agent:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
+                if self._deferred:  # a response collected meanwhile
+                    self._run_deferred()
                 # poll with a deadline: workers make progress on their own; we only watch
                 time.sleep(min(0.005, remaining))
             return True
@@ -399,6 +453,7 @@ class Agent:
     def _after_fork_in_child(self) -> None:
         self._init_process_state()
         self.stats = Stats()
+        self.remote.after_fork_in_child()
 
 
 def _serialise(events: List[Dict[str, Any]]) -> tuple[Optional[bytes], int]:

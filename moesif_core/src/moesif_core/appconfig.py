@@ -60,11 +60,15 @@ class AppConfig:
     regex_config: List[RegexSampling] = field(default_factory=list)
     user_rules: Mapping[str, List[CohortEntry]] = field(default_factory=dict)
     company_rules: Mapping[str, List[CohortEntry]] = field(default_factory=dict)
+    #: ``False`` only for the placeholder in force before the first fetch ends: nothing can be decided with it
+    #: (not even "sample everything"), so adapters capture undecided and the worker decides later.
+    known: bool = True
 
     @property
     def samples_everything(self) -> bool:
         return (
-            self.sample_rate >= 100
+            self.known
+            and self.sample_rate >= 100
             and not self.regex_config
             and not self.user_sample_rate
             and not self.company_sample_rate

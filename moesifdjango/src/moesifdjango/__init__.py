@@ -15,10 +15,18 @@ from typing import TYPE_CHECKING, Any
 from .version import __version__
 
 if TYPE_CHECKING:
-    from .config import MoesifSettingsError, flush, shutdown
+    from .config import MoesifSettingsError, flush, shutdown, wait_for_config
     from .middleware import MoesifMiddleware, moesif_middleware
 
-__all__ = ["MoesifMiddleware", "MoesifSettingsError", "__version__", "flush", "moesif_middleware", "shutdown"]
+__all__ = [
+    "MoesifMiddleware",
+    "MoesifSettingsError",
+    "__version__",
+    "flush",
+    "moesif_middleware",
+    "shutdown",
+    "wait_for_config",
+]
 
 _LAZY = {
     "MoesifMiddleware": "middleware",
@@ -26,6 +34,7 @@ _LAZY = {
     "MoesifSettingsError": "config",
     "flush": "config",
     "shutdown": "config",
+    "wait_for_config": "config",
 }
 
 

@@ -86,6 +86,22 @@ def flush(timeout: float = 5.0) -> bool:
     return ok
 
 
+def wait_for_config(timeout: float = 5.0) -> bool:
+    """Wait at most ``timeout`` seconds in all for the config and governance rules of every middleware built in
+    this process (``get_wsgi_application()``/``get_asgi_application()`` builds them); ``True`` once all are known.
+
+    Only for an app whose rules must hold from its very first request (sampling never needs it): call it in
+    ``wsgi.py``/``asgi.py`` after building the application. Never raises.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    ok = True
+    for _, _, agent in list(_agents.values()):
+        ok = agent.wait_for_config(max(0.0, deadline - time.monotonic())) and ok
+    return ok
+
+
 def shutdown(timeout: float = 5.0) -> None:
     """Flush and stop every agent of this process and forget them (the next middleware starts afresh).
 
