@@ -5,6 +5,12 @@ With ``LOG_BODY`` on, ``streaming_content`` is replaced by a generator over the 
 app's was) that feeds a :class:`~moesif_core.BodyTap`. A ``FileResponse`` is then iterated by the server instead of
 being handed to ``wsgi.file_wrapper``: same bytes and headers, no ``sendfile``. With ``LOG_BODY`` off the response
 is not touched at all; the event is sent when Django closes the response.
+
+A streaming response dropped without ``close()`` and before its end (Django's test client when the test only looks
+at the status; a server that forgets to close) still records its call, once: when the :class:`Finisher` is
+collected, its ``__del__`` hands it to the agent, which runs it in a worker thread. Neither that ``__del__`` nor the
+tee's generator, when it is collected half-read, sends anything itself: code run by the garbage collector may run
+in any thread at any point, even one holding the queue's lock.
 """
 
 from __future__ import annotations
@@ -30,6 +36,13 @@ class Finisher:
         self.declared = declared
         self.done = False
 
+    def __del__(self) -> None:
+        try:
+            if not self.done:
+                self.agent.defer(self)  # run later by a worker; keeps us alive until then
+        except Exception:  # noqa: BLE001 - no logging in __del__ (its locks); at exit the modules may be gone
+            pass
+
     def __call__(self) -> None:
         if self.done:
             return
@@ -42,12 +55,16 @@ class Finisher:
 
 
 def _tee(content: Iterator[bytes], tap: BodyTap, finish: Callable[[], None]) -> Iterator[bytes]:
+    # Not ``finally``: closed early (GeneratorExit), the response's close() or the Finisher's collection ends the
+    # call, never this generator's own finalisation, which may run inside the garbage collector.
     try:
         for chunk in content:
             tap.feed(chunk)
             yield chunk
-    finally:
+    except Exception:
         finish()
+        raise
+    finish()
 
 
 async def _atee(content: AsyncIterator[bytes], tap: BodyTap, finish: Callable[[], None]) -> AsyncIterator[bytes]:

@@ -194,25 +194,30 @@ class Call:
             return result
         return ClosingResponse(result, self)
 
-    def finish(self, failed: bool = False) -> None:
+    def finish(self, failed: bool = False, abandoned: bool = False) -> None:
         """End the call once: take the response time, run the callbacks, queue the capture. Never raises."""
         if self.done:
             return
         self.done = True
         try:
-            self._emit(failed)
+            self._emit(failed, abandoned)
         except Exception:
             logger.warning("moesif: error while capturing the event; the request is not affected", exc_info=True)
         finally:
             self.environ = None
 
-    def _emit(self, failed: bool) -> None:
+    def finish_abandoned(self) -> None:
+        """End a call whose response was collected unfinished (see :mod:`moesifwsgi.response`); run by the agent's
+        worker. The request body the app left unread is not read now: the server has moved on."""
+        self.finish(abandoned=True)
+
+    def _emit(self, failed: bool, abandoned: bool = False) -> None:
         response_time = time.time()
         mw = self.mw
         status = 500 if failed else _status_code(self.status)
         request_tap = self.request_tap
         if request_tap is not None:
-            read_rest(self.input_stream, request_tap, self.content_length)
+            read_rest(None if abandoned else self.input_stream, request_tap, self.content_length)
         response_headers: Tuple[Tuple[str, str], ...] = tuple(self.response_headers or ())
         environ = self.environ
         headers_map: Optional[Dict[str, str]] = None

@@ -26,11 +26,12 @@ _REST_CHUNK = 64 * 1024
 def read_rest(stream: Any, tap: BodyTap, content_length: Optional[int]) -> None:
     """After the response: read the part of a body of known length that the app left unread, when the whole body
     fits in the cap. A body larger than the cap, or of unknown length (chunked), is never read by the middleware.
-    Then make the tap's total the declared length, so an unread part shows as truncated."""
+    Then make the tap's total the declared length, so an unread part shows as truncated. ``stream`` ``None``: read
+    nothing, only mark."""
     if content_length is None:
         return
     remaining = content_length - tap.total
-    if remaining > 0 and content_length <= tap.limit:
+    if remaining > 0 and content_length <= tap.limit and stream is not None:
         try:
             while remaining > 0:
                 chunk = stream.read(min(remaining, _REST_CHUNK))
