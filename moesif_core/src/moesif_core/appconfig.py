@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Pattern, Tuple
 
+from .saferegex import compile_bounded
+
 logger = logging.getLogger("moesif")
 
 Condition = Tuple[str, Pattern[str]]
@@ -32,9 +34,11 @@ def _conditions(raw: Any, where: str) -> List[Condition]:
         if not isinstance(cond, Mapping) or not isinstance(cond.get("path"), str):
             raise ValueError(f"{where}: a condition needs a 'path' string")
         try:
-            out.append((cond["path"], re.compile(str(cond.get("value", "")))))
+            out.append((cond["path"], compile_bounded(str(cond.get("value", "")))))
         except re.error as exc:
             raise ValueError(f"{where}: invalid regex {cond.get('value')!r}: {exc}") from exc
+        except ValueError as exc:  # nested quantifiers: see saferegex
+            raise ValueError(f"{where}: {exc}") from exc
     return out
 
 

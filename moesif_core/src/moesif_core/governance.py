@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from .appconfig import AppConfig, Condition, Rule
+from .saferegex import search_bounded
 
 logger = logging.getLogger("moesif")
 
@@ -95,7 +96,7 @@ def rules_need_body(rules: Sequence[Rule]) -> bool:
 def _group_matches(group: Sequence[Condition], facts: RequestFacts) -> bool:
     if not group:
         return False
-    return all(any(pattern.search(v) for v in _value(facts, path)) for path, pattern in group)
+    return all(any(search_bounded(pattern, v) for v in _value(facts, path)) for path, pattern in group)
 
 
 def regex_matches(rule: Rule, facts: RequestFacts) -> bool:

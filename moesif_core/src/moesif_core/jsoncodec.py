@@ -3,7 +3,12 @@
 Parsing captured bodies and serialising batches is most of the worker's time; with the standard library a 2 KB
 body each way costs ~300 us per event, with orjson ~50 us. The worker shares the GIL with the app, so this is time
 given back to the app's own threads. Both paths give the same JSON for the same input; orjson refuses a few things
-the standard library accepts (NaN, integers beyond 64 bits, non-string keys), and then we fall back to it.
+the standard library accepts (NaN, lone surrogates, non-string keys), and then we fall back to it.
+
+Integers beyond 64 bits are the exception: orjson (3.10 on) parses them as floats instead of refusing them, so
+``{"id": 18446744073709551616}`` would be shipped as ``1.8446744073709552e+19``, a different number. A body with a
+run of 19 or more digits (every integer outside orjson's exact range has one) is parsed by the standard library,
+which keeps every integer exact; the scan costs about a microsecond per 1.6 KB.
 """
 
 from __future__ import annotations
@@ -22,6 +27,15 @@ def _default(value: Any) -> Any:
 
 
 _ESCAPED_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]").search
+#: Every byte but a digit becomes a space; then 19 zeros in a row mark 19 digits in a row, which the shortest
+#: integer outside orjson's exact range (-2^63 .. 2^64-1) has. Two C passes: ~1 us for 1.6 KB, where a regex
+#: takes ~20 us and orjson's whole parse ~14 us.
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_NINETEEN_DIGITS = b"0" * 19
+
+
+def _long_digits(data: bytes) -> bool:
+    return _NINETEEN_DIGITS in data.translate(_DIGITS_AS_ZERO)
 
 
 def _checked(value: Any, data: bytes) -> Any:
@@ -49,6 +63,8 @@ try:
 
     def loads(data: bytes) -> Any:
         """Parse JSON; raises ``ValueError`` (or ``RecursionError``) when it is not valid JSON."""
+        if _long_digits(data):  # a big integer orjson would turn into a float: the standard library keeps it exact
+            return _checked(json.loads(data), data)
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:

@@ -13,6 +13,7 @@ import random
 from typing import Mapping, Optional, Tuple
 
 from .appconfig import AppConfig
+from .saferegex import search_bounded
 
 
 def sampling_fields(
@@ -36,7 +37,7 @@ def sampling_rate(
 ) -> float:
     for entry in config.regex_config:
         if entry.conditions and all(
-            path in fields and pattern.search(fields[path]) for path, pattern in entry.conditions
+            path in fields and search_bounded(pattern, fields[path]) for path, pattern in entry.conditions
         ):
             return entry.sample_rate
     if user_id and user_id in config.user_sample_rate:

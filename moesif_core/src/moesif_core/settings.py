@@ -201,7 +201,7 @@ class Settings:
         return cls(raw=dict(settings), **values)
 
     def describe(self) -> str:
-        """A loggable summary that never contains the application id."""
+        """A loggable summary that never contains the application id, nor credentials in ``BASE_URI``."""
         parts = []
         for f in fields(self):
             if f.name in ("application_id", "raw"):
@@ -209,14 +209,41 @@ class Settings:
             value = getattr(self, f.name)
             if callable(value):
                 value = getattr(value, "__name__", "callable")
+            elif f.name == "base_uri":
+                value = redact_uri(value)
             parts.append(f"{f.name}={value!r}")
         return ", ".join(parts)
+
+
+#: Keys whose values are secrets (or may carry one): a message about them never shows the value itself.
+_SECRET_KEYS = frozenset({"APPLICATION_ID", "BASE_URI", "LOCAL_MOESIF_BASEURL"})
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with any ``user:password@`` replaced by ``***@``, for logs and error messages."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "<an unparseable URI>"
+    if "@" not in parts.netloc:
+        return uri
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
+def _shown(key: str, value: Any) -> str:
+    """How a wrong value appears in an error message: its type and repr, but never a secret's content."""
+    if key in _SECRET_KEYS and isinstance(value, str):
+        return f"{type(value).__name__} {redact_uri(value) if key != 'APPLICATION_ID' else '(not shown)'!r}"
+    if key in _SECRET_KEYS:
+        size = f" of length {len(value)}" if hasattr(value, "__len__") else ""
+        return f"{type(value).__name__}{size} (value not shown: it may be a secret)"
+    return f"{type(value).__name__} {value!r}"
 
 
 def _check(key: str, value: Any, kinds: Tuple[type, ...], expected: str, where: str) -> Any:
     if not kinds:  # a callback
         if not callable(value):
-            raise TypeError(f"{where}: {key} must be {expected} (a callable), got {type(value).__name__} {value!r}.")
+            raise TypeError(f"{where}: {key} must be {expected} (a callable), got {_shown(key, value)}.")
         return value
     if kinds == _STR_LIST[0]:
         if isinstance(value, str) or not isinstance(value, kinds):
@@ -231,9 +258,9 @@ def _check(key: str, value: Any, kinds: Tuple[type, ...], expected: str, where: 
     if bool in kinds:
         if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
             return bool(value)
-        raise TypeError(f"{where}: {key} must be {expected}, got {type(value).__name__} {value!r}.")
+        raise TypeError(f"{where}: {key} must be {expected}, got {_shown(key, value)}.")
     if isinstance(value, bool) or not isinstance(value, kinds):
-        raise TypeError(f"{where}: {key} must be {expected}, got {type(value).__name__} {value!r}.")
+        raise TypeError(f"{where}: {key} must be {expected}, got {_shown(key, value)}.")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{where}: {key} must be a finite number, got {value!r}.")
     return value
@@ -258,7 +285,8 @@ def _check_ranges(values: dict[str, Any], where: str) -> None:
     base = values.get("base_uri")
     if base is not None and (not base.startswith(("http://", "https://")) or not urlsplit(base).netloc):
         raise ValueError(
-            f"{where}: BASE_URI must be an http:// or https:// URL such as 'https://api.moesif.net', got {base!r}."
+            f"{where}: BASE_URI must be an http:// or https:// URL such as 'https://api.moesif.net',"
+            f" got {redact_uri(base)!r}."
         )
 
 
