@@ -11,6 +11,7 @@ from .build import TRANSACTION_ID_HEADER, EventBuilder
 from .callbacks import FIELD_CALLBACKS, field_callbacks
 from .capture import RawCapture
 from .client import IngestionClient, MoesifAPIError
+from .controls import AgentControls, FlushControl
 from .environ import content_length, environ_header_pairs
 from .event import EventModel, EventRequestModel, EventResponseModel
 from .guard import CALLBACK_FAILED, call_user, capture_internal_exceptions
@@ -24,12 +25,14 @@ __all__ = [
     "CALLBACK_FAILED",
     "FIELD_CALLBACKS",
     "Agent",
+    "AgentControls",
     "BodyTap",
     "EarlyDecision",
     "EventBuilder",
     "EventModel",
     "EventRequestModel",
     "EventResponseModel",
+    "FlushControl",
     "IngestionClient",
     "MoesifAPI",
     "MoesifAPIClient",

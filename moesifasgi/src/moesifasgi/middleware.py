@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from moesif_core import (
     TRANSACTION_ID_HEADER,
     Agent,
+    AgentControls,
     BodyTap,
     MoesifAPI,
     PreApp,
@@ -59,7 +60,7 @@ _NOT_SHIELDED = contextlib.nullcontext()
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
-class MoesifMiddleware(ProfileHelpers):
+class MoesifMiddleware(ProfileHelpers, AgentControls):
     """Record every HTTP call of ``app`` to Moesif::
 
         app.add_middleware(MoesifMiddleware, settings={"APPLICATION_ID": "..."})  # FastAPI, Starlette
@@ -268,14 +269,6 @@ class MoesifMiddleware(ProfileHelpers):
             logger.warning("moesif: error while capturing the event; the request is not affected", exc_info=True)
 
     # -- housekeeping ----------------------------------------------------------------------------------------------
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Send what is queued now, waiting at most ``timeout`` seconds (blocking: not from the event loop)."""
-        return self.agent.flush(timeout)
-
-    def shutdown(self, timeout: Optional[float] = None) -> bool:
-        """Flush within ``timeout`` (default ``EXIT_FLUSH_TIMEOUT``) and stop the workers; done at exit anyway."""
-        return self.agent.shutdown(timeout)
 
 
 class _Call:

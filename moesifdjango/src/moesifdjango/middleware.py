@@ -43,7 +43,7 @@ import time
 from typing import Any, Awaitable, Callable, Optional, Union
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponse, HttpResponseServerError
+from django.http import HttpRequest, HttpResponseServerError
 from django.http.response import HttpResponseBase
 
 from moesif_core import (
@@ -51,6 +51,7 @@ from moesif_core import (
     EventModel,
     EventRequestModel,
     EventResponseModel,
+    FlushControl,
     MoesifAPIClient,
     ProfileHelpers,
 )
@@ -90,7 +91,7 @@ class DjangoProfileHelpers(ProfileHelpers):
         return super()._profile_call(name, payload)
 
 
-class moesif_middleware(DjangoProfileHelpers):
+class moesif_middleware(DjangoProfileHelpers, FlushControl):
     """Logs each API call to Moesif. Add ``'moesifdjango.middleware.moesif_middleware'`` to ``MIDDLEWARE`` after
     ``SessionMiddleware`` and ``AuthenticationMiddleware``."""
 
@@ -122,7 +123,7 @@ class moesif_middleware(DjangoProfileHelpers):
             pending = blocked = None
             logger.warning("moesif: error while reading the request; the request is not affected", exc_info=True)
         if blocked is not None:  # a governance rule blocks the request: the view is not called
-            answer = self._blocked_response(blocked)
+            answer = blocked_response(blocked)
             if pending is not None:
                 self._finish_sync(request, answer, pending, time.time())
             return answer
@@ -160,7 +161,7 @@ class moesif_middleware(DjangoProfileHelpers):
             pending = blocked = None
             logger.warning("moesif: error while reading the request; the request is not affected", exc_info=True)
         if blocked is not None:
-            answer = self._blocked_response(blocked)
+            answer = blocked_response(blocked)
             if pending is not None:
                 await self._finish_async(request, answer, pending, time.time())
             return answer
@@ -187,20 +188,6 @@ class moesif_middleware(DjangoProfileHelpers):
                 recorder.finish(request, response, pending, values, now, False)
         except Exception:
             logger.warning("moesif: error while capturing the event; the request is not affected", exc_info=True)
-
-    @staticmethod
-    def _blocked_response(decision: EarlyDecision) -> HttpResponseBase:
-        try:
-            return blocked_response(decision)
-        except Exception:  # a header value Django refuses (a newline...): still block, with the status alone
-            logger.warning(
-                "moesif: could not build a governance rule's response; sending its status only", exc_info=True
-            )
-            return HttpResponse(status=decision.status)
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Send what is queued now (at most ``timeout`` seconds); for scripts, tests and short-lived workers."""
-        return self.agent.flush(timeout)
 
 
 #: The README's profile examples write ``MoesifMiddleware(None)``; the original module had no such name.

@@ -24,11 +24,11 @@ from typing import Any, Callable, Optional
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
-from moesif_core import EarlyDecision, capture_internal_exceptions
+from moesif_core import EarlyDecision, FlushControl, capture_internal_exceptions
 
 from .config import agent_for, read_settings
-from .middleware import DjangoProfileHelpers, moesif_middleware
-from .recorder import Pending, Recorder
+from .middleware import DjangoProfileHelpers
+from .recorder import Pending, Recorder, blocked_response
 
 __all__ = ["MoesifMiddlewarePre19"]
 
@@ -38,7 +38,7 @@ _STATE_ATTR = "_moesif_pending"
 _DONE = object()
 
 
-class MoesifMiddlewarePre19(DjangoProfileHelpers):
+class MoesifMiddlewarePre19(DjangoProfileHelpers, FlushControl):
     """Logs each API call to Moesif, as an old-style (``MIDDLEWARE_CLASSES``) middleware."""
 
     sync_capable = True
@@ -60,7 +60,7 @@ class MoesifMiddlewarePre19(DjangoProfileHelpers):
             return None
         # Blocked: answer now, without the view. The event is recorded here, as decorator_from_middleware does not
         # call process_response for a response process_request returned (old Django's handler does).
-        answer = moesif_middleware._blocked_response(blocked)
+        answer = blocked_response(blocked)
         with capture_internal_exceptions("capturing the event"):
             setattr(request, _STATE_ATTR, _DONE)
             self._record(request, answer, pending, time.time())
@@ -96,7 +96,3 @@ class MoesifMiddlewarePre19(DjangoProfileHelpers):
         if response is None:
             response = self.get_response(request)
         return self.process_response(request, response)
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Send what is queued now (at most ``timeout`` seconds)."""
-        return self.agent.flush(timeout)

@@ -80,11 +80,16 @@ class Pending:
 
 
 def blocked_response(early: EarlyDecision) -> HttpResponse:
-    """What a blocked request gets instead of the view's response: the rule's status, headers and body."""
-    response = HttpResponse(early.body, status=early.status)
-    for name, value in early.headers:
-        response[name] = value
-    return response
+    """What a blocked request gets instead of the view's response: the rule's status, headers and body. Never
+    raises: a header value Django refuses (a newline...) still blocks, with the status alone."""
+    try:
+        response = HttpResponse(early.body, status=early.status)
+        for name, value in early.headers:
+            response[name] = value
+        return response
+    except Exception:
+        logger.warning("moesif: could not build a governance rule's response; sending its status only", exc_info=True)
+        return HttpResponse(status=early.status)
 
 
 def _cached_json_body(request: HttpRequest) -> Any:

@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, List, Mapping, Option
 from moesif_core import (
     TRANSACTION_ID_HEADER,
     Agent,
+    AgentControls,
     BodyTap,
     MoesifAPI,
     PreApp,
@@ -204,7 +205,7 @@ def _log_access(handler: RequestHandler) -> None:
 # -- the middleware ----------------------------------------------------------------------------------------------
 
 
-class MoesifMiddleware(ProfileHelpers):
+class MoesifMiddleware(ProfileHelpers, AgentControls):
     """``middleware = MoesifMiddleware(moesif_config)``, then
     ``tornado.web.Application(handlers, log_function=middleware.log_event)``.
 
@@ -365,11 +366,3 @@ class MoesifMiddleware(ProfileHelpers):
         self.agent.capture(raw)
 
     # -- shipping ----------------------------------------------------------------------------------------------
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Send what is queued now, waiting at most ``timeout`` seconds (blocking: not on the IOLoop)."""
-        return self.agent.flush(timeout)
-
-    def shutdown(self, timeout: Optional[float] = None) -> bool:
-        """Flush (within ``EXIT_FLUSH_TIMEOUT`` by default) and stop the workers; done at exit anyway."""
-        return self.agent.shutdown(timeout)

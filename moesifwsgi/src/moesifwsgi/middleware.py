@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 from moesif_core import (
     TRANSACTION_ID_HEADER,
     Agent,
+    AgentControls,
     BodyTap,
     MoesifAPI,
     PreApp,
@@ -259,7 +260,7 @@ class Call:
         mw.agent.capture(raw)
 
 
-class MoesifMiddleware(ProfileHelpers):
+class MoesifMiddleware(ProfileHelpers, AgentControls):
     """WSGI middleware that logs each API call to Moesif.
 
     ``app.wsgi_app = MoesifMiddleware(app.wsgi_app, {"APPLICATION_ID": "..."})`` (Flask), or wrap any WSGI app.
@@ -327,11 +328,3 @@ class MoesifMiddleware(ProfileHelpers):
             return result
 
     # -- shipping control ----------------------------------------------------------------------------------------
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Send what is queued now; wait at most ``timeout`` seconds. ``True`` if everything was handled."""
-        return self.agent.flush(timeout)
-
-    def shutdown(self, timeout: Optional[float] = None) -> bool:
-        """Flush (within ``EXIT_FLUSH_TIMEOUT`` by default) and stop the worker threads; done at exit anyway."""
-        return self.agent.shutdown(timeout)
