@@ -48,6 +48,52 @@ def _timed(where: str) -> str:
     return f"{where}{_and(where)}duration_ms IS NOT NULL"
 
 
+# A substring filter (path, user or company contains) can use no index to seek: every entry has to be
+# read. Such queries read this one index, which holds every column a view needs (never a row, which
+# carries the JSON), once, and Python groups what matches.
+SCAN_INDEX = "events_scan_cover"
+SCAN = f" INDEXED BY {SCAN_INDEX}"
+
+
+def nearest_rank(ordered: Sequence[float], pct: int) -> float | None:
+    """The nearest-rank percentile of values already sorted ascending (``None`` for none)."""
+    if not ordered:
+        return None
+    return ordered[(pct * len(ordered) + 99) // 100 - 1]
+
+
+def _route(verb: Any, route: Any, calls: int, errors: int, avg: Any) -> dict[str, Any]:
+    return {
+        "verb": verb,
+        "route": route,
+        "path": route,  # the route table's column before templates: kept for scripts that read it
+        "calls": int(calls),
+        "errors": int(errors),
+        "error_rate": errors / calls if calls else 0.0,
+        "avg_ms": None if avg is None else round(float(avg), 3),
+        "p50_ms": None,
+        "p95_ms": None,
+    }
+
+
+def _routes_by_rows(conn: sqlite3.Connection, source: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    groups: dict[tuple[Any, Any], list[Any]] = {}
+    for verb, route, status, duration in conn.execute(f"SELECT verb, route, status, duration_ms {source}", params):
+        group = groups.setdefault((verb, route), [0, 0, []])
+        group[0] += 1
+        group[1] += status is not None and status >= 400
+        if duration is not None:
+            group[2].append(duration)
+    routes = []
+    for (verb, route), (calls, errors, durations) in groups.items():
+        durations.sort()
+        entry = _route(verb, route, calls, errors, sum(durations) / len(durations) if durations else None)
+        entry["p50_ms"] = nearest_rank(durations, 50)
+        entry["p95_ms"] = nearest_rank(durations, 95)
+        routes.append(entry)
+    return routes
+
+
 # -- routes ----------------------------------------------------------------------------------------
 
 ROUTE_SORTS = ("calls", "errors", "error_rate", "avg", "p50", "p95", "route", "verb")
@@ -60,57 +106,55 @@ def route_stats(
     limit: int = 50,
     sort: str = "calls",
     descending: bool = True,
+    scan: bool = False,
+    by_rows: bool = False,
 ) -> list[dict[str, Any]]:
     """Per (verb, route template): calls, errors, error rate, mean, p50 and p95 duration.
 
     One GROUP BY (answered from the ``events_route_cover`` index), then each route's percentiles by an
     indexed walk (:func:`nth_duration`): for the routes shown, or for all of them when sorting by one.
-    Unknown values sort last in either direction; ties go to the busiest, then alphabetically.
+    That index cannot answer a filter on a user or a company (``by_rows``) or a substring (``scan``):
+    then the matching rows are read once (a substring: from ``SCAN_INDEX``) and grouped here. Unknown
+    values sort last in either direction; ties go to the busiest, then alphabetically.
     """
     if sort not in ROUTE_SORTS:
         raise ValueError(f"sort must be one of {', '.join(ROUTE_SORTS)}")
+    by_percentile = sort in ("p50", "p95")
+    if scan or by_rows:
+        routes = _routes_by_rows(conn, f"FROM events{SCAN if scan else ''}{where}", list(params))
+        return _sorted_routes(routes, sort, descending, limit)
     rows = conn.execute(
         "SELECT verb, route, COUNT(*), COALESCE(SUM(status >= 400), 0), AVG(duration_ms), COUNT(duration_ms)"
         f" FROM events{where} GROUP BY route, verb",
         list(params),
     ).fetchall()
-    routes = [
-        {
-            "verb": verb,
-            "route": route,
-            "path": route,  # the route table's column before templates: kept for scripts that read it
-            "calls": int(calls),
-            "errors": int(errors),
-            "error_rate": errors / calls if calls else 0.0,
-            "avg_ms": None if avg is None else round(float(avg), 3),
-            "p50_ms": None,
-            "p95_ms": None,
-            "_timed": int(timed),
-        }
-        for verb, route, calls, errors, avg, timed in rows
-    ]
+    routes = [_route(verb, route, calls, errors, avg) for verb, route, calls, errors, avg, _ in rows]
+    timed = {(r[0], r[1]): int(r[5]) for r in rows}
     source = f"FROM events{_timed(where)} AND route IS ? AND verb IS ?"
 
     def fill(route: dict[str, Any]) -> None:
         group = [*params, route["route"], route["verb"]]
-        route["p50_ms"] = nth_duration(conn, source, group, route["_timed"], 50)
-        route["p95_ms"] = nth_duration(conn, source, group, route["_timed"], 95)
+        count = timed[(route["verb"], route["route"])]
+        route["p50_ms"] = nth_duration(conn, source, group, count, 50)
+        route["p95_ms"] = nth_duration(conn, source, group, count, 95)
 
-    by_percentile = sort in ("p50", "p95")
     if by_percentile:
         for route in routes:
             fill(route)
+    chosen = _sorted_routes(routes, sort, descending, limit)
+    if not by_percentile:
+        for route in chosen:
+            fill(route)
+    return chosen
+
+
+def _sorted_routes(routes: list[dict[str, Any]], sort: str, descending: bool, limit: int) -> list[dict[str, Any]]:
     key = {"avg": "avg_ms", "p50": "p50_ms", "p95": "p95_ms"}.get(sort, sort)
     routes.sort(key=lambda r: (r["route"] or "", r["verb"] or ""))
     routes.sort(key=lambda r: r["calls"], reverse=True)
     present = [r for r in routes if r[key] is not None]
     present.sort(key=lambda r: r[key], reverse=descending)
-    chosen = (present + [r for r in routes if r[key] is None])[:limit]
-    for route in chosen:
-        if not by_percentile:
-            fill(route)
-        del route["_timed"]
-    return chosen
+    return (present + [r for r in routes if r[key] is None])[:limit]
 
 
 # -- traffic over time -----------------------------------------------------------------------------
@@ -135,7 +179,7 @@ _EPOCH = datetime(1970, 1, 1)
 
 
 def timeseries(
-    conn: sqlite3.Connection, where: str, params: Sequence[Any], window: str, now: datetime
+    conn: sqlite3.Connection, where: str, params: Sequence[Any], window: str, now: datetime, scan: bool = False
 ) -> dict[str, Any]:
     """Calls, 4xx, 5xx (also as per-minute rates) and p95 per bucket over ``window`` ending now.
 
@@ -143,7 +187,8 @@ def timeseries(
     refreshes; the last one is still filling. Every bucket is listed, empty ones with no p95. One
     range query per bucket on the time index (it also holds the columns the filters and the numbers
     need, so no row is read), forced with INDEXED BY: an equality filter would otherwise tempt the
-    planner into rescanning that filter's rows for each bucket.
+    planner into rescanning that filter's rows for each bucket. With a substring filter (``scan``), one
+    pass over ``SCAN_INDEX``, bucketed here.
     """
     if window not in WINDOWS:
         raise ValueError(f"window must be one of {', '.join(WINDOWS)}")
@@ -151,38 +196,81 @@ def timeseries(
     now_s = int((now - _EPOCH).total_seconds())
     end_s = (now_s // win.step + 1) * win.step
     start = _EPOCH + timedelta(seconds=end_s - win.seconds)
-    in_bucket = f"FROM events INDEXED BY events_time_cover{where}{_and(where)}time >= ? AND time < ?"
+    count = win.seconds // win.step
+    bounds = (format_time(start), format_time(start + timedelta(seconds=win.seconds)))
+    if scan:
+        counts = _buckets_by_scan(conn, where, params, bounds, end_s - win.seconds, win.step, count)
+    else:
+        counts = [_bucket(conn, where, params, start + timedelta(seconds=i * win.step), win.step) for i in range(count)]
     per_minute = 60.0 / win.step
-    buckets = []
-    for index in range(win.seconds // win.step):
-        begin = start + timedelta(seconds=index * win.step)
-        bounds = [*params, format_time(begin), format_time(begin + timedelta(seconds=win.step))]
-        calls, s4xx, s5xx, timed = conn.execute(
-            "SELECT COUNT(*), COALESCE(SUM(status >= 400 AND status < 500), 0), COALESCE(SUM(status >= 500), 0),"
-            f" COUNT(duration_ms) {in_bucket}",
-            bounds,
-        ).fetchone()
-        buckets.append(
-            {
-                "start": format_time(begin),
-                "calls": int(calls),
-                "s4xx": int(s4xx),
-                "s5xx": int(s5xx),
-                "calls_per_minute": round(calls * per_minute, 3),
-                "s4xx_per_minute": round(s4xx * per_minute, 3),
-                "s5xx_per_minute": round(s5xx * per_minute, 3),
-                "p95_ms": nth_duration(conn, f"{in_bucket} AND duration_ms IS NOT NULL", bounds, timed, 95),
-            }
-        )
+    buckets = [
+        {
+            "start": format_time(start + timedelta(seconds=index * win.step)),
+            "calls": calls,
+            "s4xx": s4xx,
+            "s5xx": s5xx,
+            "calls_per_minute": round(calls * per_minute, 3),
+            "s4xx_per_minute": round(s4xx * per_minute, 3),
+            "s5xx_per_minute": round(s5xx * per_minute, 3),
+            "p95_ms": p95,
+        }
+        for index, (calls, s4xx, s5xx, p95) in enumerate(counts)
+    ]
     return {
         "window": window,
         "step_seconds": win.step,
-        "start": format_time(start),
-        "end": format_time(start + timedelta(seconds=win.seconds)),
+        "start": bounds[0],
+        "end": bounds[1],
         "now": format_time(now),
         "calls": sum(b["calls"] for b in buckets),
         "buckets": buckets,
     }
+
+
+def _bucket(
+    conn: sqlite3.Connection, where: str, params: Sequence[Any], begin: datetime, step: int
+) -> tuple[int, int, int, Any]:
+    in_bucket = f"FROM events INDEXED BY events_time_cover{where}{_and(where)}time >= ? AND time < ?"
+    bounds = [*params, format_time(begin), format_time(begin + timedelta(seconds=step))]
+    calls, s4xx, s5xx, timed = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(status >= 400 AND status < 500), 0), COALESCE(SUM(status >= 500), 0),"
+        f" COUNT(duration_ms) {in_bucket}",
+        bounds,
+    ).fetchone()
+    p95 = nth_duration(conn, f"{in_bucket} AND duration_ms IS NOT NULL", bounds, timed, 95)
+    return int(calls), int(s4xx), int(s5xx), p95
+
+
+def _buckets_by_scan(
+    conn: sqlite3.Connection,
+    where: str,
+    params: Sequence[Any],
+    bounds: tuple[str, str],
+    start_s: int,
+    step: int,
+    count: int,
+) -> list[tuple[int, int, int, Any]]:
+    tallies = [[0, 0, 0] for _ in range(count)]
+    durations: list[list[float]] = [[] for _ in range(count)]
+    rows = conn.execute(
+        f"SELECT time, status, duration_ms FROM events{SCAN}{where}{_and(where)}time >= ? AND time < ?",
+        [*params, *bounds],
+    )
+    for time, status, duration in rows:
+        try:
+            index = (int((datetime.fromisoformat(time) - _EPOCH).total_seconds()) - start_s) // step
+        except ValueError:  # a time the client sent that is not one (stored as sent)
+            continue
+        if not 0 <= index < count:
+            continue
+        tally = tallies[index]
+        tally[0] += 1
+        if status is not None:
+            tally[1] += 400 <= status < 500
+            tally[2] += status >= 500
+        if duration is not None:
+            durations[index].append(duration)
+    return [(c, s4, s5, nearest_rank(sorted(d), 95)) for (c, s4, s5), d in zip(tallies, durations)]
 
 
 # -- users and companies ---------------------------------------------------------------------------
@@ -215,6 +303,7 @@ def people(
     offset: int = 0,
     sort: str = "last_seen",
     descending: bool = True,
+    scan: bool = False,
 ) -> dict[str, Any]:
     """Users or companies: their stored profile (if any) with the activity of their events.
 
@@ -232,7 +321,7 @@ def people(
         activity AS (
             SELECT {key} AS id, COUNT(*) AS calls, COALESCE(SUM(status >= 400), 0) AS errors,
                    MIN(time) AS first_seen, MAX(time) AS last_seen
-            FROM events{where}{_and(where)}{key} IS NOT NULL GROUP BY {key}
+            FROM events{SCAN if scan else ""}{where}{_and(where)}{key} IS NOT NULL GROUP BY {key}
         )"""
     ids = (
         "SELECT id FROM activity" if filtered else f"SELECT {key} AS id FROM {spec.table} UNION SELECT id FROM activity"

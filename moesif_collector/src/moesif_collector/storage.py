@@ -94,7 +94,9 @@ DROP INDEX IF EXISTS events_time;
 DROP INDEX IF EXISTS events_user_id;
 DROP INDEX IF EXISTS events_company_id;
 CREATE INDEX IF NOT EXISTS events_time_cover ON events(time, status, duration_ms, route, verb, user_id, company_id);
-CREATE INDEX IF NOT EXISTS events_path ON events(path);
+DROP INDEX IF EXISTS events_path;
+CREATE INDEX IF NOT EXISTS events_scan_cover
+    ON events(path, user_id, company_id, time, status, duration_ms, route, verb);
 DROP INDEX IF EXISTS events_status;
 DROP INDEX IF EXISTS events_received_at;
 CREATE INDEX IF NOT EXISTS events_received_cover ON events(received_at, status, route, verb, user_id, company_id);
@@ -270,6 +272,16 @@ def _where(flt: CallFilter) -> tuple[str, list[Any]]:
         clauses.append("id < ?")
         params.append(flt.before_id)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _needs_scan(flt: CallFilter) -> bool:
+    """Whether a filter has a substring part, which no index can seek (see ``analytics.SCAN_INDEX``)."""
+    return bool(flt.path or flt.user or flt.company)
+
+
+def _by_person(flt: CallFilter) -> bool:
+    """Whether a filter names one user or company (their index finds the few rows directly)."""
+    return bool(flt.user_id or flt.company_id)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -519,26 +531,48 @@ class Storage:
         - ``p50_ms``/``p95_ms``: nearest-rank percentiles of ``response.time - request.time``.
         - ``routes``: per (verb, route template) calls, errors, mean, p50 and p95, busiest first.
         """
-        where, params = _where(flt or CallFilter())
+        flt = flt or CallFilter()
+        where, params = _where(flt)
         and_or_where = " AND " if where else " WHERE "
         since = format_time(utc_now() - timedelta(seconds=60))
         with self._reading() as conn:
-            total, errors, first, last = conn.execute(
-                f"SELECT COUNT(*), COALESCE(SUM(status >= 400), 0), MIN(time), MAX(time) FROM events{where}", params
-            ).fetchone()
+            scan = _needs_scan(flt)
+            if scan:
+                # A substring filter reads every entry: read them once, from the index that covers them all.
+                total, errors, first, last, timed = conn.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(status >= 400), 0), MIN(time), MAX(time), COUNT(duration_ms)"
+                    f" FROM events{analytics.SCAN}{where}",
+                    params,
+                ).fetchone()
+            else:
+                # One aggregate per query: each is then answered by an index alone (a count, a range, one
+                # end), where one SELECT of them all scans every entry of an index.
+                total, errors, first, last, timed = (
+                    conn.execute(f"SELECT {what} FROM events{where}{extra}", params).fetchone()[0]
+                    for what, extra in (
+                        ("COUNT(*)", ""),
+                        ("COUNT(*)", f"{and_or_where}status >= 400"),
+                        ("MIN(time)", ""),
+                        ("MAX(time)", ""),
+                        ("COUNT(*)", f"{and_or_where}duration_ms IS NOT NULL"),
+                    )
+                )
             # The last minute is a short range of the received_at index (which holds the filtered columns):
             # never let a filter's index win, that would read every row the filter matches.
             last_minute = conn.execute(
                 f"SELECT COUNT(*) FROM events INDEXED BY events_received_cover{where}{and_or_where}received_at >= ?",
                 [*params, since],
             ).fetchone()[0]
-            timed = conn.execute(f"SELECT COUNT(duration_ms) FROM events{where}", params).fetchone()[0]
-            source = f"FROM events{where}{and_or_where}duration_ms IS NOT NULL"
+            source = f"FROM events{analytics.SCAN if scan else ''}{where}{and_or_where}duration_ms IS NOT NULL"
             percentiles = {
                 "p50_ms": analytics.nth_duration(conn, source, params, timed, 50),
                 "p95_ms": analytics.nth_duration(conn, source, params, timed, 95),
             }
-            routes = analytics.route_stats(conn, where, params, limit=routes_limit) if routes_limit else []
+            routes = (
+                analytics.route_stats(conn, where, params, routes_limit, scan=scan, by_rows=_by_person(flt))
+                if routes_limit
+                else []
+            )
         begin, end = parse_time(first), parse_time(last)
         span_minutes = (end - begin).total_seconds() / 60 if begin is not None and end is not None else 0.0
         return {
@@ -555,15 +589,19 @@ class Storage:
         self, flt: CallFilter | None = None, limit: int = 200, sort: str = "calls", descending: bool = True
     ) -> list[dict[str, Any]]:
         """Per-route numbers (see :func:`analytics.route_stats`), sorted by ``sort``."""
-        where, params = _where(flt or CallFilter())
+        flt = flt or CallFilter()
+        where, params = _where(flt)
         with self._reading() as conn:
-            return analytics.route_stats(conn, where, params, limit=limit, sort=sort, descending=descending)
+            return analytics.route_stats(
+                conn, where, params, limit, sort, descending, scan=_needs_scan(flt), by_rows=_by_person(flt)
+            )
 
     def timeseries(self, flt: CallFilter | None = None, window: str = "1h") -> dict[str, Any]:
         """Traffic per bucket over the last ``window`` (see :func:`analytics.timeseries`); ignores time filters."""
-        where, params = _where((flt or CallFilter()).without_time())
+        flt = (flt or CallFilter()).without_time()
+        where, params = _where(flt)
         with self._reading() as conn:
-            return analytics.timeseries(conn, where, params, window, utc_now())
+            return analytics.timeseries(conn, where, params, window, utc_now(), scan=_needs_scan(flt))
 
     def people(
         self,
@@ -579,5 +617,15 @@ class Storage:
         where, params = _where(flt)
         with self._reading() as conn:
             return analytics.people(
-                conn, kind, where, params, flt != CallFilter(), limit, offset, sort=sort, descending=descending
+                conn,
+                kind,
+                where,
+                params,
+                flt != CallFilter(),
+                limit,
+                offset,
+                sort=sort,
+                descending=descending,
+                # Activity per person under a filter their own index cannot answer: read the covering one.
+                scan=flt != CallFilter() and not _by_person(flt),
             )
