@@ -278,3 +278,95 @@ def test_wsgi_environ_copy_is_accepted_as_headers() -> None:
     environ = {"HTTP_X_ONE": "1", "CONTENT_TYPE": "text/plain", "wsgi.input": object(), "REQUEST_METHOD": "GET"}
     ev = builder().build(raw(request_headers=environ, wsgi_headers=True))
     assert ev is not None and ev["request"]["headers"] == {"X-One": "1", "Content-Type": "text/plain"}
+
+
+_WSGI_KEYS = st.sampled_from(["HTTP_HOST", "HTTP_AUTHORIZATION", "HTTP_X_FORWARDED_FOR", "CONTENT_TYPE", "wsgi.input"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    headers=st.lists(st.tuples(st.one_of(_WSGI_KEYS, st.text(max_size=20)), st.text(max_size=60)), max_size=8),
+    wsgi=st.booleans(),
+    body=st.one_of(st.binary(max_size=300), st.just(b'{"a": [1, {"B": "x"}], "n": 123456789012345678901234567890}')),
+    limit=st.sampled_from([1 << 20, 100]),
+    method=st.sampled_from(["GET", "HEAD", "POST"]),
+    user=st.one_of(st.none(), st.text(max_size=10), st.integers()),
+    metadata=st.one_of(st.none(), st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)),
+    masks=st.booleans(),
+)
+def test_plain_dicts_and_the_event_model_give_the_same_json(
+    headers: list[tuple[str, str]],
+    wsgi: bool,
+    body: bytes,
+    limit: int,
+    method: str,
+    user: object,
+    metadata: object,
+    masks: bool,
+) -> None:
+    """Without MASK_EVENT_MODEL events are built as plain dicts; with one, as EventModel objects. A mask that
+    changes nothing must give byte for byte the JSON the plain path gives."""
+    from moesif_core.jsoncodec import dumps
+
+    kw: dict[str, object] = {"REQUEST_BODY_MASKS": ["a"], "RESPONSE_HEADER_MASKS": ["content-type"]} if masks else {}
+    capture = raw(
+        method=method,
+        request_headers=headers,
+        wsgi_headers=wsgi,
+        request_body=tap(body, limit=limit),
+        response_headers=[("Content-Type", "application/json"), ("X-Two", "2")],
+        response_body=tap(body),
+        user_id=user,
+        metadata=metadata,
+        peer_ip="192.0.2.1",
+        transaction_id="825e1f89-4a88-4820-99ac-d541cefb8e04",
+    )
+    plain = builder(**kw).build(capture)
+    seen: list[EventModel] = []
+    via_model = builder(**kw, MASK_EVENT_MODEL=lambda event: seen.append(event) or event).build(capture)
+    assert plain is not None and via_model is not None
+    assert len(seen) == 1 and isinstance(seen[0], EventModel)
+    assert dumps(plain) == dumps(via_model)
+    assert dumps(plain) == dumps(builder(**kw).build(capture.freeze()))  # the queue's frozen form: the same
+
+
+def test_a_queued_capture_is_not_walked_by_the_cyclic_gc() -> None:
+    """What waits in the queue (20,000 captures while the collector is away) must not lengthen the app's full
+    collections: once the GC has seen a frozen capture, it no longer tracks it."""
+    import gc
+
+    from moesif_core.queue import EventQueue
+
+    queue = EventQueue(100, 1 << 20, 10)
+    assert queue.put(
+        raw(
+            request_headers=[("HTTP_HOST", "localhost"), ("CONTENT_TYPE", "application/json")],
+            wsgi_headers=True,
+            request_body=tap(b'{"a": 1}'),
+            response_headers=(("Content-Type", "application/json"),),
+            response_body=tap(b'{"b": 2}' * 3, limit=10),
+            peer_ip="192.0.2.1",
+            transaction_id="825e1f89-4a88-4820-99ac-d541cefb8e04",
+        )
+    )
+    # A tuple is untracked once all it holds is: the inner tuples at the GC's first look (a young collection, in
+    # an app), the capture at the next; the app makes thousands of young collections per full one.
+    gc.collect()
+    gc.collect()
+    [frozen] = queue.take(0)
+    assert not gc.is_tracked(frozen)
+    ev = builder().build(frozen)
+    assert ev is not None and ev["response"]["transfer_encoding"] == "base64"
+    assert ev["metadata"] == {TRUNCATED_METADATA_KEY: {"response": 24}}
+
+
+def test_metadata_with_odd_keys_and_values_serialises_as_before() -> None:
+    """The batch is serialised without orjson's non-string-key option first (faster); a user's metadata with an
+    int key or a date still goes, with the key as text and the date in ISO-8601."""
+    import datetime
+
+    from moesif_core.jsoncodec import dumps
+
+    when = datetime.datetime(2025, 11, 25, 23, 1, 46)
+    assert dumps([{"metadata": {1: "one", "at": when}}]) == b'[{"metadata":{"1":"one","at":"2025-11-25T23:01:46"}}]'
+    assert dumps([{"metadata": {"n": 2**70}}]) == b'[{"metadata":{"n":1180591620717411303424}}]'

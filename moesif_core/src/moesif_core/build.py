@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-from .body import TRUNCATED_METADATA_KEY, BodyTap, encode_body
-from .capture import HeaderPairs, RawCapture
+from .body import TRUNCATED_METADATA_KEY, encode_body
+from .capture import Frozen, HeaderPairs, RawCapture
 from .event import EventModel, EventRequestModel, EventResponseModel
 from .identity import client_ip, user_from_headers
 from .ids import new_transaction_id
@@ -63,16 +63,18 @@ def wsgi_header_name(key: str) -> Optional[str]:
 def headers_dict(pairs: HeaderPairs, wsgi: bool = False) -> Dict[str, str]:
     """Flat ``{name: value}``; a repeated header's values are joined with ``", "`` as HTTP allows."""
     out: Dict[str, str] = {}
-    if isinstance(pairs, Mapping):  # a WSGI environ copy, say
+    if type(pairs) is not tuple and type(pairs) is not list and isinstance(pairs, Mapping):  # an environ copy
         pairs = pairs.items()
+    names = _WSGI_NAME_CACHE
     for key, value in pairs:
-        name: Optional[str] = _text(key)
         if wsgi:
-            name = wsgi_header_name(key)
+            name = names.get(key) or wsgi_header_name(key)
             if name is None:
                 continue
-        assert name is not None
-        text = _text(value)
+        else:
+            name = key if type(key) is str and key.isascii() else _text(key)
+        # plain ASCII text (nearly every value) is taken as it is; anything else goes through _text
+        text = value if type(value) is str and value.isascii() else _text(value)
         if name in out:
             out[name] = out[name] + ", " + text
         else:
@@ -105,11 +107,37 @@ class EventBuilder:
         self._last_mask_warning = float("-inf")
         self._last_build_warning = float("-inf")
 
-    def event_model(self, raw: RawCapture) -> EventModel:
+    def wire(self, raw: Union[RawCapture, Frozen]) -> Dict[str, Any]:
+        """The wire dict of one capture (a :class:`RawCapture` or its frozen form), built as plain dicts: what is
+        sent when no ``MASK_EVENT_MODEL`` is set, and what :meth:`event_model` wraps for one that is."""
+        (
+            direction,
+            request_time,
+            response_time,
+            method,
+            uri,
+            request_headers,
+            wsgi_headers,
+            request_body,
+            status,
+            response_headers,
+            response_body,
+            peer_ip,
+            raw_user_id,
+            company_id,
+            session_token,
+            metadata,
+            api_version,
+            tid,
+            blocked_by,
+            weight,
+            log_body,
+            head,
+            _size,
+        ) = raw.freeze() if isinstance(raw, RawCapture) else raw
         s = self.settings
-        req_headers = headers_dict(raw.request_headers, raw.wsgi_headers)
+        req_headers = headers_dict(request_headers, wsgi_headers)
         lower = {k.lower(): v for k, v in req_headers.items()}
-        tid = raw.transaction_id
         if tid:
             sent = lower.get(_TID_LOWER)
             if sent != tid:
@@ -117,13 +145,12 @@ class EventBuilder:
                     for name in [n for n in req_headers if n.lower() == _TID_LOWER]:
                         del req_headers[name]
                 req_headers[TRANSACTION_ID_HEADER] = tid
-        resp_headers = headers_dict(raw.response_headers)
+        resp_headers = headers_dict(response_headers)
 
-        user_id = _id(raw.user_id, "IDENTIFY_USER")
-        if user_id is None and raw.direction == "Incoming":
+        user_id = _id(raw_user_id, "IDENTIFY_USER")
+        if user_id is None and direction == "Incoming":
             user_id = user_from_headers(lower, s.authorization_header_name, s.authorization_user_id_field)
 
-        metadata = raw.metadata
         if metadata is not None and not isinstance(metadata, dict):
             logger.warning("moesif: GET_METADATA returned %s, expected a dict; ignored", type(metadata).__name__)
             metadata = None
@@ -133,10 +160,10 @@ class EventBuilder:
         resp_body: Any = None
         resp_enc: Optional[str] = None
         truncated: Dict[str, int] = {}
-        if raw.log_body:
-            req_body, req_enc = self._body(raw.request_body, "request", truncated)
-            if not raw.head:
-                resp_body, resp_enc = self._body(raw.response_body, "response", truncated)
+        if log_body:
+            req_body, req_enc = self._body(request_body, "request", truncated)
+            if not head:
+                resp_body, resp_enc = self._body(response_body, "response", truncated)
         omitted: Dict[str, str] = {}
         if req_enc == "json":
             req_body = mask_body(req_body, self.request_body_masks)
@@ -157,45 +184,81 @@ class EventBuilder:
         mask_headers(req_headers, self.request_header_masks)
         mask_headers(resp_headers, self.response_header_masks)
 
-        api_version = _id(raw.api_version, "GET_API_VERSION") or s.api_version
-        request = EventRequestModel(
-            time=format_time(raw.request_time),
-            uri=raw.uri,
-            verb=raw.method,
-            api_version=api_version,
-            # an outgoing call's headers are the app's own: a forwarded X-Forwarded-For says nothing of the caller
-            ip_address=client_ip(lower, raw.peer_ip) if raw.direction == "Incoming" else raw.peer_ip,
-            headers=req_headers,
-            body=req_body,
-            transfer_encoding=req_enc,
-        )
-        response = EventResponseModel(
-            time=format_time(raw.response_time if raw.response_time is not None else raw.request_time),
-            status=raw.response_status,
-            headers=resp_headers,
-            body=resp_body,
-            transfer_encoding=resp_enc,
-        )
+        return {
+            "request": {
+                "time": format_time(request_time),
+                "uri": uri,
+                "verb": method,
+                "api_version": _id(api_version, "GET_API_VERSION") or s.api_version,
+                # an outgoing call's headers are the app's own: a forwarded X-Forwarded-For says nothing of the
+                # caller
+                "ip_address": client_ip(lower, peer_ip) if direction == "Incoming" else peer_ip,
+                "headers": req_headers,
+                "body": req_body,
+                "transfer_encoding": req_enc,
+            },
+            "response": {
+                "time": format_time(response_time if response_time is not None else request_time),
+                "status": status,
+                "ip_address": None,
+                "headers": resp_headers,
+                "body": resp_body,
+                "transfer_encoding": resp_enc,
+            },
+            "user_id": user_id,
+            "company_id": _id(company_id, "IDENTIFY_COMPANY"),
+            "session_token": _id(session_token, "GET_SESSION_TOKEN"),
+            "tags": None,
+            "metadata": metadata,
+            "direction": direction,
+            "weight": weight if weight is not None else 1,
+            "blocked_by": blocked_by,
+            "transaction_id": tid or new_transaction_id(),
+        }
+
+    def event_model(self, raw: Union[RawCapture, Frozen]) -> EventModel:
+        """The event as the originals' model objects, for ``MASK_EVENT_MODEL``: the same fields as :meth:`wire`
+        (``to_dict()`` gives back the same JSON)."""
+        event = self.wire(raw)
+        req, resp = event["request"], event["response"]
         return EventModel(
-            request=request,
-            response=response,
-            user_id=user_id,
-            company_id=_id(raw.company_id, "IDENTIFY_COMPANY"),
-            session_token=_id(raw.session_token, "GET_SESSION_TOKEN"),
-            metadata=metadata,
-            direction=raw.direction,
-            weight=raw.weight if raw.weight is not None else 1,
-            blocked_by=raw.blocked_by,
-            transaction_id=tid or new_transaction_id(),
+            request=EventRequestModel(
+                time=req["time"],
+                uri=req["uri"],
+                verb=req["verb"],
+                headers=req["headers"],
+                api_version=req["api_version"],
+                ip_address=req["ip_address"],
+                body=req["body"],
+                transfer_encoding=req["transfer_encoding"],
+            ),
+            response=EventResponseModel(
+                time=resp["time"],
+                status=resp["status"],
+                headers=resp["headers"],
+                body=resp["body"],
+                transfer_encoding=resp["transfer_encoding"],
+            ),
+            user_id=event["user_id"],
+            company_id=event["company_id"],
+            session_token=event["session_token"],
+            metadata=event["metadata"],
+            direction=event["direction"],
+            weight=event["weight"],
+            blocked_by=event["blocked_by"],
+            transaction_id=event["transaction_id"],
         )
 
     @staticmethod
-    def _body(tap: Optional[BodyTap], side: str, truncated: Dict[str, int]) -> tuple[Any, Optional[str]]:
-        if tap is None or not tap.total:
+    def _body(body: Optional[Tuple[Any, int]], side: str, truncated: Dict[str, int]) -> Tuple[Any, Optional[str]]:
+        """A frozen body, ``(kept bytes, total size)``, in its wire form."""
+        if body is None or not body[1]:
             return None, None
-        if tap.truncated:
-            truncated[side] = tap.total
-        return encode_body(tap.data(), tap.truncated)
+        data, total = body
+        cut = total > len(data)
+        if cut:
+            truncated[side] = total
+        return encode_body(data if type(data) is bytes else bytes(data), cut)
 
     def _mask_failed(self) -> None:
         now = time.monotonic()
@@ -206,9 +269,13 @@ class EventBuilder:
                 exc_info=True,
             )
 
-    def build(self, raw: RawCapture) -> Optional[Dict[str, Any]]:
-        """The wire dict, after ``MASK_EVENT_MODEL``; ``None`` if the event cannot be built (logged)."""
+    def build(self, raw: Union[RawCapture, Frozen]) -> Optional[Dict[str, Any]]:
+        """The wire dict, after ``MASK_EVENT_MODEL``; ``None`` if the event cannot be built (logged). Without a
+        ``MASK_EVENT_MODEL`` the event is built as plain dicts and never as model objects."""
+        mask = self.settings.mask_event_model
         try:
+            if mask is None:
+                return self.wire(raw)
             event = self.event_model(raw)
         except Exception:
             now = time.monotonic()
@@ -218,7 +285,6 @@ class EventBuilder:
                     "moesif: could not build an event; it is dropped (logged at most once a minute)", exc_info=True
                 )
             return None
-        mask = self.settings.mask_event_model
         if mask is not None:
             # The originals never handed MASK_EVENT_MODEL a None body, and their READMEs' example
             # (``if 'password' in event_model.response.body:``) relies on that: the mask sees "" for an absent

@@ -28,8 +28,10 @@ CONFIG_ETAG_HEADER = "X-Moesif-Config-ETag"
 CONNECT_TIMEOUT = 3.0
 #: Statuses after which a batch is sent again (anything else in 4xx is the payload's fault and dropped).
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-#: gzip level of event batches (the spool stores them compressed the same way).
-GZIP_LEVEL = 5
+#: gzip level of event batches (the spool stores them compressed the same way). 1: a third of level 5's CPU for a
+#: batch (the worker runs on the app's cores); the bytes stay a few percent of the JSON, which repeats itself event
+#: after event.
+GZIP_LEVEL = 1
 
 
 _default_base_uri: Optional[str] = None
@@ -81,6 +83,21 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
         return None
 
 
+def _settle_environment(session: requests.Session, url: str) -> None:
+    """Look up once what requests would look up in the environment on every call (the proxies for ``url`` from
+    ``HTTP(S)_PROXY``/``NO_PROXY``, a ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, ``~/.netrc``) and stop it looking:
+    on every call that walk over ``os.environ`` and the file system costs the worker more CPU than the gzip of a
+    batch. The same settings apply; a change to the environment after the first call is not seen (a forked child
+    looks again)."""
+    merged = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies = merged["proxies"] or {}
+    session.verify = merged["verify"]
+    netrc_auth = requests.utils.get_netrc_auth(url)
+    if netrc_auth:
+        session.auth = netrc_auth
+    session.trust_env = False
+
+
 class IngestionClient:
     """HTTP to ``{BASE_URI}/v1/...``. Thread-safe; recreates its session in a forked child."""
 
@@ -119,6 +136,7 @@ class IngestionClient:
                             "Accept": "application/json",
                         }
                     )
+                    _settle_environment(s, self.base_uri)
                     self._session = s
                     self._pid = os.getpid()
         return self._session

@@ -5,6 +5,9 @@ counted. Workers take batches with :meth:`EventQueue.take`, which waits until a 
 passes, the queue is hurried by a flush, or it is closed; a batch is also cut at :data:`MAX_BATCH_BYTES`. What a
 worker has taken stays counted as *in flight* until it calls :meth:`EventQueue.done`, so ``pending`` never misses
 a batch between the queue and the network.
+
+The queue holds each capture frozen (:meth:`RawCapture.freeze`): one plain tuple the cyclic GC stops tracking,
+so a long queue adds nothing to the app's full collections.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Deque, List, Tuple
+from typing import Deque, List
 
-from .capture import RawCapture
+from .capture import FROZEN_SIZE, Frozen, RawCapture
 
 #: Longest a worker waits in one go (also caps absurd ``EVENT_BATCH_TIMEOUT`` values).
 MAX_WAIT = 3600.0
@@ -27,7 +30,7 @@ class EventQueue:
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.batch_size = batch_size
-        self._items: Deque[Tuple[RawCapture, int]] = deque()
+        self._items: Deque[Frozen] = deque()
         self._bytes = 0
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
@@ -51,21 +54,22 @@ class EventQueue:
             return len(self._items) + self.inflight
 
     def put(self, raw: RawCapture) -> bool:
-        """Add ``raw``; ``False`` (and nothing kept) when a bound is reached or the queue is closed."""
-        size = raw.size_estimate()
+        """Add ``raw`` (frozen); ``False`` (and nothing kept) when a bound is reached or the queue is closed."""
+        frozen = raw.freeze()
+        size = frozen[FROZEN_SIZE]
         with self._cond:
             if self._closed or len(self._items) >= self.max_events or self._bytes + size > self.max_bytes:
                 self.refused += 1
                 return False
-            self._items.append((raw, size))
+            self._items.append(frozen)
             self._bytes += size
             self.accepted += 1
             if len(self._items) % self.batch_size == 0:  # a batch is ready: wake one worker
                 self._cond.notify()
         return True
 
-    def take(self, timeout: float) -> List[RawCapture]:
-        """Up to ``batch_size`` captures; waits at most ``timeout`` for a full batch (less if hurried or closed).
+    def take(self, timeout: float) -> List[Frozen]:
+        """Up to ``batch_size`` frozen captures; waits at most ``timeout`` for a full batch (less if hurried or closed).
         The captures returned count as in flight until :meth:`done`."""
         deadline = time.monotonic() + min(timeout, MAX_WAIT)
         with self._cond:
@@ -74,13 +78,14 @@ class EventQueue:
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            batch: List[RawCapture] = []
+            batch: List[Frozen] = []
             batch_bytes = 0
             while self._items and len(batch) < self.batch_size and (not batch or batch_bytes < MAX_BATCH_BYTES):
-                raw, size = self._items.popleft()
+                frozen = self._items.popleft()
+                size = frozen[FROZEN_SIZE]
                 self._bytes -= size
                 batch_bytes += size
-                batch.append(raw)
+                batch.append(frozen)
             self.inflight += len(batch)
             return batch
 
