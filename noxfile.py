@@ -149,6 +149,7 @@ BENCH_DEPS = [
     "django~=5.2.0",
     "tornado",
     "psutil",
+    "yappi",  # event_cost.py's profile (it sees every thread)
 ]
 
 

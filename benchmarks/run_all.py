@@ -26,7 +26,9 @@ collector down), the RSS growth of a Flask process after ``--memory-requests`` r
 collector down, the events per second one process ships to the loopback collector (``core_throughput.py``), what the
 durable spool costs with the collector down, next to no spool (``spool_cost.py``), and
 (unless ``--skip-e2e``) ``e2e_load.py``'s section: Flask under gunicorn and FastAPI under uvicorn, 2 workers each,
-bare against wrapped, under a loopback load generator (requests per second, p50/p99), appended to the report.
+bare against wrapped, under a loopback load generator (requests per second, p50/p99), appended to the report; and
+(unless ``--skip-event-cost``) ``event_cost.py``'s section: the whole cost of a captured event per adapter (SDK CPU
+per event over every thread, ship rate, worst pause with captures queued, bytes per queued capture, a profile).
 
 Nothing but 127.0.0.1 is contacted by the measurements: every middleware gets ``BASE_URI`` = the local collector (or
 a closed local port), the original moesiftornado is built with ``DEBUG`` true (it ignores ``BASE_URI`` otherwise)
@@ -577,6 +579,24 @@ def end_to_end() -> str:
     return proc.stdout.strip() + "\n"
 
 
+def event_cost() -> str:
+    """``event_cost.py``'s section (the whole cost of an event per adapter, with its markers), or why there is none."""
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(HERE / "event_cost.py"), "--output", "-"],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=3600,
+        )
+    except subprocess.TimeoutExpired:
+        return "## The whole cost of an event (event_cost.py)\n\nnot measured: event_cost.py timed out\n"
+    if proc.returncode != 0 or "<!-- event_cost -->" not in proc.stdout:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:160]
+        return f"## The whole cost of an event (event_cost.py)\n\nnot measured: {tail}\n"
+    return proc.stdout[proc.stdout.index("<!-- event_cost -->") :].strip() + "\n"
+
+
 def _fmt(us: float) -> str:
     return f"{us:,.0f}" if us >= 100 else f"{us:.1f}"
 
@@ -603,6 +623,11 @@ def main() -> None:
         "--skip-e2e",
         action="store_true",
         help="do not run e2e_load.py (real gunicorn / uvicorn servers under a loopback load)",
+    )
+    parser.add_argument(
+        "--skip-event-cost",
+        action="store_true",
+        help="do not run event_cost.py (SDK CPU per event, ship rate, pauses and memory per adapter, ~20 min)",
     )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -688,6 +713,10 @@ def main() -> None:
     if not args.skip_e2e:
         print(f"[{time.monotonic() - started:5.0f} s] end to end under real servers", file=sys.stderr, flush=True)
         e2e = end_to_end()
+    cost = ""
+    if not args.skip_event_cost:
+        print(f"[{time.monotonic() - started:5.0f} s] the whole cost of an event", file=sys.stderr, flush=True)
+        cost = event_cost()
     elapsed = time.monotonic() - started
     load_end = os.getloadavg()
 
@@ -695,6 +724,8 @@ def main() -> None:
     report += "\n" + spool
     if e2e:
         report += "\n" + e2e
+    if cost:
+        report += "\n" + cost
     print(report)
     Path(args.output).write_text(report)
     print(f"written to {args.output}", file=sys.stderr)
