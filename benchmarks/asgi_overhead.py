@@ -153,9 +153,19 @@ def ensure_original_venv() -> str:
     return python
 
 
-def start_collector(tmp: str) -> tuple[subprocess.Popen[str], str]:
+def start_collector(tmp: str, port: int = 0) -> tuple[subprocess.Popen[str], str]:
+    """A local collector in its own process on ``port`` (0: a free one); returns it and its base URI."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moesif_collector", "serve", "--port", "0", "--db", os.path.join(tmp, "bench.db")],
+        [
+            sys.executable,
+            "-m",
+            "moesif_collector",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            os.path.join(tmp, f"bench-{port}.db" if port else "bench.db"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -86,6 +86,10 @@ RETRY_UNUSABLE = 60.0
 DROP_LOG_INTERVAL = 60.0
 
 
+#: Numbers the files this process writes (one counter for every agent in it: their names must never meet).
+_SEQ = itertools.count()
+
+
 class CorruptFile(Exception):
     """A spool file that is not whole: cut short, or not what its header says."""
 
@@ -162,7 +166,6 @@ class SpoolFiles:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._seq = itertools.count()
 
     def ensure(self) -> None:
         os.makedirs(self.path, mode=0o700, exist_ok=True)
@@ -170,7 +173,7 @@ class SpoolFiles:
     def write(self, payload: bytes, events: int, ts_ns: Optional[int] = None) -> Entry:
         """Write one batch atomically (temporary file, then rename); raises ``OSError`` (nothing left behind)."""
         data = encode(payload, events)
-        pid, seq = os.getpid(), next(self._seq)
+        pid, seq = os.getpid(), next(_SEQ)
         ts = time.time_ns() if ts_ns is None else ts_ns
         name = f"{ts:020d}-{pid}-{seq}-{events}-{len(data)}{SUFFIX}"
         tmp = os.path.join(self.path, f"{TMP_PREFIX}{pid}-{seq}")
