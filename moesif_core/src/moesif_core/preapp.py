@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 from .governance import RequestFacts, rules_need_body
 from .identity import client_ip, user_from_headers
@@ -57,15 +57,16 @@ def lower_headers(pairs: Iterable[Tuple[HeaderName, Any]], wsgi: bool = False) -
 
     ``pairs`` are ``(name, value)`` as the framework holds them (ASGI's latin-1 bytes included); with ``wsgi`` they
     are environ items (``HTTP_X_CASE`` -> ``x-case``, ``CONTENT_TYPE`` -> ``content-type``, see
-    :func:`moesif_core.environ.environ_header_pairs`). A repeated header's values are joined with ``", "``.
+    :func:`moesif_core.environ.environ_header_pairs`). Otherwise a repeated header's values are joined with
+    ``", "``.
     """
     out: Dict[str, str] = {}
-    for key, value in pairs:
-        if isinstance(key, bytes):
-            key = key.decode("latin-1")
-        if wsgi:
-            key = (key[5:] if key[:5] == "HTTP_" else key).replace("_", "-")
-        name = key.lower()
+    if wsgi:  # environ keys are unique: no joining, and one loop without type checks (the common adapters' case)
+        for key, value in cast(Iterable[Tuple[str, Any]], pairs):
+            out[(key[5:] if key[:5] == "HTTP_" else key).replace("_", "-").lower()] = str(value)
+        return out
+    for raw_name, value in pairs:
+        name = (raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name).lower()
         text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
         out[name] = out[name] + ", " + text if name in out else text
     return out

@@ -19,7 +19,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional
 from urllib.parse import urlsplit
 
-from moesif_core import TeeStream, content_length, environ_header_pairs, json_body, lower_headers
+from moesif_core import TeeStream, content_length, json_body, lower_headers
 
 if TYPE_CHECKING:
     from moesif_core import EarlyDecision
@@ -46,7 +46,7 @@ def _read_ahead(call: Call, environ: Dict[str, Any]) -> Any:
 
 def apply(call: Call, environ: Dict[str, Any], early: EarlyDecision) -> Optional[Iterable[bytes]]:
     """Sample early and govern; returns the blocked response to hand back, or ``None`` to call the app."""
-    headers = lower_headers(environ_header_pairs(environ), wsgi=True)
+    headers = lower_headers(call.request_headers, wsgi=True)
     if not early.sample(call.method, urlsplit(call.uri).path, headers, call.peer_ip):
         call.drop_capture()
     call.weight = early.weight
