@@ -6,7 +6,7 @@ agent's workers build the wire events (:class:`EventModel`) and ship them.
 
 from .agent import Agent
 from .api import MoesifAPI, MoesifAPIClient, ProfileHelpers
-from .body import TRUNCATED_METADATA_KEY, BodyTap, encode_body
+from .body import TRUNCATED_METADATA_KEY, BodyTap, encode_body, json_body
 from .build import TRANSACTION_ID_HEADER, EventBuilder
 from .callbacks import FIELD_CALLBACKS, field_callbacks
 from .capture import RawCapture
@@ -16,7 +16,7 @@ from .environ import content_length, environ_header_pairs
 from .event import EventModel, EventRequestModel, EventResponseModel
 from .guard import CALLBACK_FAILED, call_user, capture_internal_exceptions
 from .ids import new_transaction_id, transaction_id_for
-from .preapp import EarlyDecision, PreApp, json_body, lower_headers
+from .preapp import EarlyDecision, PreApp, lower_headers
 from .settings import Settings
 from .tee import TeeStream
 from .version import __version__

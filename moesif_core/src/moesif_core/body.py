@@ -69,9 +69,19 @@ def encode_body(data: Optional[bytes], truncated: bool = False) -> Tuple[Any, Op
     """
     if not data:
         return None, None
-    if not truncated and data.lstrip()[:1] in (b"{", b"["):
-        try:
-            return loads(data), "json"
-        except Exception:  # noqa: BLE001 - ValueError, UnicodeDecodeError, RecursionError: all mean "not JSON"
-            pass
+    if not truncated:
+        parsed = json_body(data)
+        if parsed is not None:
+            return parsed, "json"
     return base64.b64encode(data).decode("ascii"), "base64"
+
+
+def json_body(data: bytes) -> Any:
+    """The JSON object or array a body holds, parsed; ``None`` when it holds none (the one rule for "is this body
+    JSON", for events and for ``request.body.*`` governance rules alike)."""
+    if data.lstrip()[:1] not in (b"{", b"["):
+        return None
+    try:
+        return loads(data)
+    except Exception:  # noqa: BLE001 - ValueError, UnicodeDecodeError, RecursionError: all mean "not JSON"
+        return None

@@ -35,7 +35,6 @@ Nothing here raises into the request (a failing rule is logged and skipped by th
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
@@ -70,16 +69,6 @@ def lower_headers(pairs: Iterable[Tuple[HeaderName, Any]], wsgi: bool = False) -
         text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
         out[name] = out[name] + ", " + text if name in out else text
     return out
-
-
-def json_body(data: bytes) -> Any:
-    """A request body parsed for ``request.body.*`` rules: the JSON object or array it holds, else ``None``."""
-    if data.lstrip()[:1] not in (b"{", b"["):
-        return None
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError):
-        return None
 
 
 def _id(value: Any) -> Optional[str]:
@@ -190,7 +179,7 @@ class EarlyDecision:
 
     def govern(self, uri: str, user_id: Any = None, company_id: Any = None, body: Any = None) -> None:
         """Evaluate the rules (after :meth:`sample`) with what ``IDENTIFY_USER``/``IDENTIFY_COMPANY`` gave before the
-        app and, when :attr:`needs_body`, the parsed JSON body (:func:`json_body`)."""
+        app and, when :attr:`needs_body`, the parsed JSON body (:func:`moesif_core.body.json_body`)."""
         user = _id(user_id)
         if user is None:
             s = self.agent.settings
