@@ -21,7 +21,8 @@ Behaviour, where the original was silent or wrong (see the package README):
   ``request.session.session_key``.
 - An exception in the view is a 500 response by the time Django hands it to us: that 500 is recorded.
 
-Sampling and governance (the server's ``/v1/config`` and ``/v1/rules``), before the view, as the WSGI original:
+Sampling and governance (the server's ``/v1/config`` and ``/v1/rules``), before the view, as the WSGI original,
+decided by the core (:mod:`moesif_core.preapp`) from what :meth:`~moesifdjango.recorder.Recorder.before` hands it:
 
 - Nothing extra runs while the config samples every call and there are no rules (the default): one tuple read.
 - Sampling: when the rate can be decided from the verb, path and client IP, it is decided before the view; a call

@@ -4,9 +4,11 @@ What happens on the request thread, in order:
 
 1. On arrival: the request time, the method, the URL, the header items of the environ, the peer address and a
    transaction id are copied; ``wsgi.input`` is wrapped so what the app reads is teed (only when there is a body and
-   ``LOG_BODY`` is on). When the server's config samples less than everything or has governance rules,
-   :mod:`moesifwsgi.governance` decides now whether to capture and whether to block (with the default config that
-   costs one tuple read). The app is then called as usual.
+   ``LOG_BODY`` is on); the transaction id follows the core's rule (:func:`moesif_core.transaction_id_for`). When
+   the server's config samples less than everything or has governance rules, the core's pre-app decision
+   (:mod:`moesif_core.preapp`, rendered in WSGI terms by :mod:`moesifwsgi.governance`) says now whether to capture
+   and whether to block (with the default config that costs one tuple read and one identity check). The app is
+   then called as usual.
 2. ``start_response``: status and headers are recorded and ``X-Moesif-Transaction-Id`` is added to the headers sent
    (unless ``DISABLED_TRANSACTION_ID``). The app's own header list is never modified.
 3. The body: chunks pass through one by one as the app produces them and are teed up to ``MAX_BODY_SIZE``.
