@@ -96,7 +96,7 @@ DROP INDEX IF EXISTS events_company_id;
 CREATE INDEX IF NOT EXISTS events_time_cover ON events(time, status, duration_ms, route, verb, user_id, company_id);
 DROP INDEX IF EXISTS events_path;
 CREATE INDEX IF NOT EXISTS events_scan_cover
-    ON events(path, user_id, company_id, time, status, duration_ms, route, verb);
+    ON events(path, user_id, company_id, time, status, duration_ms, route, verb, received_at);
 DROP INDEX IF EXISTS events_status;
 DROP INDEX IF EXISTS events_received_at;
 CREATE INDEX IF NOT EXISTS events_received_cover ON events(received_at, status, route, verb, user_id, company_id);
@@ -539,10 +539,10 @@ class Storage:
             scan = _needs_scan(flt)
             if scan:
                 # A substring filter reads every entry: read them once, from the index that covers them all.
-                total, errors, first, last, timed = conn.execute(
-                    "SELECT COUNT(*), COALESCE(SUM(status >= 400), 0), MIN(time), MAX(time), COUNT(duration_ms)"
-                    f" FROM events{analytics.SCAN}{where}",
-                    params,
+                total, errors, first, last, timed, last_minute = conn.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(status >= 400), 0), MIN(time), MAX(time), COUNT(duration_ms),"
+                    f" COALESCE(SUM(received_at >= ?), 0) FROM events{analytics.SCAN}{where}",
+                    [since, *params],
                 ).fetchone()
             else:
                 # One aggregate per query: each is then answered by an index alone (a count, a range, one
@@ -557,12 +557,12 @@ class Storage:
                         ("COUNT(*)", f"{and_or_where}duration_ms IS NOT NULL"),
                     )
                 )
-            # The last minute is a short range of the received_at index (which holds the filtered columns):
-            # never let a filter's index win, that would read every row the filter matches.
-            last_minute = conn.execute(
-                f"SELECT COUNT(*) FROM events INDEXED BY events_received_cover{where}{and_or_where}received_at >= ?",
-                [*params, since],
-            ).fetchone()[0]
+                # The last minute is a short range of the received_at index (which holds the columns exact
+                # filters name): never let a filter's index win, that would read every row it matches.
+                recent = f"{where}{and_or_where}received_at >= ?"
+                last_minute = conn.execute(
+                    f"SELECT COUNT(*) FROM events INDEXED BY events_received_cover{recent}", [*params, since]
+                ).fetchone()[0]
             source = f"FROM events{analytics.SCAN if scan else ''}{where}{and_or_where}duration_ms IS NOT NULL"
             percentiles = {
                 "p50_ms": analytics.nth_duration(conn, source, params, timed, 50),
