@@ -62,6 +62,38 @@ def nearest_rank(ordered: Sequence[float], pct: int) -> float | None:
     return ordered[(pct * len(ordered) + 99) // 100 - 1]
 
 
+@dataclass
+class ScanTotals:
+    """The totals of the calls matching a substring filter, counted in one pass (see ``totals_by_scan``)."""
+
+    counts: tuple[int, int, Any, Any, int]  # calls, errors (>= 400), first and last time, received since
+    durations: list[float]
+
+    def percentile(self, pct: int) -> float | None:
+        return nearest_rank(self.durations, pct)
+
+
+def totals_by_scan(conn: sqlite3.Connection, where: str, params: Sequence[Any], since: str) -> ScanTotals:
+    """Calls, errors, first/last request time, calls received since ``since`` and sorted durations."""
+    calls = errors = recent = 0
+    first: Any = None
+    last: Any = None
+    durations: list[float] = []
+    for time, status, duration, received_at in conn.execute(
+        f"SELECT time, status, duration_ms, received_at FROM events{SCAN}{where}", list(params)
+    ):
+        calls += 1
+        errors += status is not None and status >= 400
+        recent += received_at >= since
+        if time is not None:
+            first = time if first is None or time < first else first
+            last = time if last is None or time > last else last
+        if duration is not None:
+            durations.append(duration)
+    durations.sort()
+    return ScanTotals((calls, errors, first, last, recent), durations)
+
+
 def _route(verb: Any, route: Any, calls: int, errors: int, avg: Any) -> dict[str, Any]:
     return {
         "verb": verb,

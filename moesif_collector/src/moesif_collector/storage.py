@@ -538,12 +538,11 @@ class Storage:
         with self._reading() as conn:
             scan = _needs_scan(flt)
             if scan:
-                # A substring filter reads every entry: read them once, from the index that covers them all.
-                total, errors, first, last, timed, last_minute = conn.execute(
-                    "SELECT COUNT(*), COALESCE(SUM(status >= 400), 0), MIN(time), MAX(time), COUNT(duration_ms),"
-                    f" COALESCE(SUM(received_at >= ?), 0) FROM events{analytics.SCAN}{where}",
-                    [since, *params],
-                ).fetchone()
+                # A substring filter reads every entry: read them once, from the index that covers them
+                # all, and count here (SQL would need a pass per number, and one more per percentile).
+                totals = analytics.totals_by_scan(conn, where, params, since)
+                total, errors, first, last, last_minute = totals.counts
+                percentiles = {"p50_ms": totals.percentile(50), "p95_ms": totals.percentile(95)}
             else:
                 # One aggregate per query: each is then answered by an index alone (a count, a range, one
                 # end), where one SELECT of them all scans every entry of an index.
@@ -563,11 +562,11 @@ class Storage:
                 last_minute = conn.execute(
                     f"SELECT COUNT(*) FROM events INDEXED BY events_received_cover{recent}", [*params, since]
                 ).fetchone()[0]
-            source = f"FROM events{analytics.SCAN if scan else ''}{where}{and_or_where}duration_ms IS NOT NULL"
-            percentiles = {
-                "p50_ms": analytics.nth_duration(conn, source, params, timed, 50),
-                "p95_ms": analytics.nth_duration(conn, source, params, timed, 95),
-            }
+                source = f"FROM events{where}{and_or_where}duration_ms IS NOT NULL"
+                percentiles = {
+                    "p50_ms": analytics.nth_duration(conn, source, params, timed, 50),
+                    "p95_ms": analytics.nth_duration(conn, source, params, timed, 95),
+                }
             routes = (
                 analytics.route_stats(conn, where, params, routes_limit, scan=scan, by_rows=_by_person(flt))
                 if routes_limit
