@@ -134,7 +134,13 @@ class RemoteConfig:
     def refresh_now(self) -> None:
         """Fetch config and rules in the calling thread (tests, and the background loop)."""
         with self._fetch_lock:
-            self._fetch()
+            try:
+                self._fetch()
+            finally:  # however the first round ended, the config is known from now on (at worst, the default)
+                config, rules = self._state
+                if not config.known:
+                    self._state = (AppConfig(), rules)
+                self._known.set()
 
     def _run(self) -> None:
         while not self._stopped:
@@ -175,10 +181,7 @@ class RemoteConfig:
             logger.warning("moesif: /v1/rules is malformed (%s); keeping the last good rules", exc)
         except requests.RequestException as exc:
             logger.warning("moesif: could not fetch /v1/rules (%s); keeping the last rules", exc)
-        if not config.known:  # the first round failed: from now on, the default (sample everything)
-            config = AppConfig()
         self._state = (config, tuple(rules))
-        self._known.set()
         # the batch ETag that caused this fetch is now held, even if /v1/config answered with another (or none):
         # otherwise every batch would trigger a refetch
         self.etag = self._wanted_etag or etag
