@@ -34,6 +34,13 @@ def test_every_setting_is_described() -> None:
     assert callbacks == set(GEN.RETURNS)
 
 
+def test_every_package_but_the_collector_has_a_settings_table() -> None:
+    import test_wheels
+
+    missing = set(test_wheels.FAMILY) - {"moesif_collector"} - set(GEN.PACKAGES)
+    assert not missing, f"add {sorted(missing)} to PACKAGES in tools/readme_sections.py (its callbacks' arguments)"
+
+
 @pytest.mark.parametrize("package", sorted(GEN.readme_paths()), ids=lambda p: p or "README.md")
 def test_readme_sections_are_current(package: str) -> None:
     path = GEN.readme_paths()[package]

@@ -167,7 +167,9 @@ def installs(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Dict[str, 
         pip = [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--report", str(report)]
         subprocess.run([*pip, "--find-links", str(dist), name], check=True, timeout=600, capture_output=True)
         probe = (
-            f"import json, sys, {folder} as m; print(json.dumps({{'version': m.__version__, "
+            f"import importlib, json, sys, {folder}\n"
+            f"versions = {{m: importlib.import_module(m).__version__ for m in {FAMILY!r} if m in sys.modules}}\n"
+            "print(json.dumps({'versions': versions, "
             "'frameworks': sorted(f for f in ('flask', 'django', 'tornado', 'starlette') if f in sys.modules)}))"
         )
         out = subprocess.run([str(py), "-c", probe], check=True, timeout=60, capture_output=True, text=True)
@@ -196,6 +198,9 @@ def test_pip_install_from_our_wheels_brings_only_ours(folder: str, dist: Path, i
     assert not set(installed) & ORIGINALS_STACK, f"the originals' stack came along: {set(installed) & ORIGINALS_STACK}"
     extra = set(installed) & FRAMEWORKS - ALLOWED.get(name, set())
     assert not extra, f"{name} pulls in {sorted(extra)}"
-    # at run time: the installed version is the family's, and importing the package loads no framework
-    assert result.runtime["version"] == VERSION
+    # at run time: every family module it loads says the family's version, and no framework is loaded
+    assert folder in result.runtime["versions"]
+    if folder != "moesif_collector":
+        assert "moesif_core" in result.runtime["versions"]
+    assert set(result.runtime["versions"].values()) == {VERSION}, result.runtime["versions"]
     assert set(result.runtime["frameworks"]) <= ALLOWED.get(name, set())
