@@ -185,3 +185,27 @@ def test_early_sampling_table(app: App, collector: Any) -> None:
     assert all(case_of(e).startswith("ping-") for e in events)
     assert 0 < len(events) < n  # 50%: all or none of 40 is a one-in-a-trillion chance
     assert {e["weight"] for e in events} == {2}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sampling_holds_before_the_config_arrives(kind: str, collector: Any) -> None:
+    """A freshly started app whose config is slow to arrive: the calls made meanwhile are captured undecided and
+    sampled by the worker once it is there, so the rule in force holds from the first request (weight included)."""
+    collector.set_config(
+        {
+            "sample_rate": 50,
+            "regex_config": [{"conditions": [{"path": "request.route", "value": "^/echo"}], "sample_rate": 0}],
+        }
+    )
+    collector.set_faults("ok", delay=0.5, times=2, scope="all")  # the two config GETs answer in 0.5 s each
+    n = 20
+    with served(kind, settings_for(collector.url)) as app, requests.Session() as http:
+        for i in range(n):
+            http.post(f"{app.url}/echo", params={"case": f"echo-{i}"}, json={"i": i}, timeout=10)
+            assert http.get(f"{app.url}/ping", params={"case": f"ping-{i}"}, timeout=10).text == "pong"
+        assert app.agent.flush(10)
+        assert app.agent.snapshot()["sampled_out"] > 0  # some calls were decided late, by the worker
+    events = collector.events()
+    assert all(case_of(e).startswith("ping-") for e in events)
+    assert 0 < len(events) < n  # 50%: all or none of 20 is a one-in-a-million chance
+    assert {e["weight"] for e in events} == {2}
