@@ -197,7 +197,7 @@ def test_sampling_holds_before_the_config_arrives(kind: str, collector: Any) -> 
             "regex_config": [{"conditions": [{"path": "request.route", "value": "^/echo"}], "sample_rate": 0}],
         }
     )
-    collector.set_faults("ok", delay=0.5, times=2, scope="all")  # the two config GETs answer in 0.5 s each
+    collector.set_faults("ok", delay=1.0, times=2, scope="all")  # config and rules answer after 1 s each
     n = 20
     with served(kind, settings_for(collector.url)) as app, requests.Session() as http:
         for i in range(n):
