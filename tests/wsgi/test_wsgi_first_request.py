@@ -7,7 +7,9 @@ certainly arrive while the config is still unknown, as they do in a freshly star
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Tuple
 
 import requests
 import wsgi_apps
@@ -91,26 +93,27 @@ def test_calls_before_the_rules_are_known_go_through(collector: Any) -> None:
     mw.shutdown(2)
 
 
+def both_workers(url: str, done: Callable[[Dict[int, Any]], bool]) -> Dict[int, Any]:
+    """``/_agent`` of each of the two workers, asked in bursts of concurrent slow calls (a sync worker serves one at
+    a time, so a burst reaches both) until ``done`` holds for what they said (the latest answer per pid)."""
+    seen: Dict[int, Any] = {}
+    deadline = time.monotonic() + 20
+    with ThreadPoolExecutor(4) as pool:
+        while not (len(seen) == 2 and done(seen)):
+            assert time.monotonic() < deadline, seen
+            for r in pool.map(lambda _: requests.get(url + "/_agent?sleep=0.2", timeout=10).json(), range(4)):
+                seen[r["pid"]] = r
+    return seen
+
+
 def test_preload_workers_inherit_the_masters_config(collector: Any) -> None:
     collector.set_config({"sample_rate": 0})
     with gunicorn("flask", collector.url, "--preload", "-w", "2", MOESIF_WAIT_CONFIG="1") as url:
-        seen: Dict[int, Any] = {}
-        for _ in range(40):  # a sync worker serves one call at a time; keep asking until both have answered
-            r = requests.get(url + "/_agent", timeout=10).json()
-            seen.setdefault(r["pid"], r)
-            if len(seen) == 2:
-                break
-        assert len(seen) == 2
-        for info in seen.values():
-            # each worker's calls (its very first included: the health check) were dropped before capture, with
-            # the config the master fetched before forking: nothing was ever queued
+        first = both_workers(url, lambda seen: True)
+        for info in first.values():
+            # each worker's calls (its very first included: the health check, or this one) were dropped before
+            # capture, with the config the master fetched before forking: nothing was ever queued
             assert info["sample_rate"] == 0 and info["snapshot"]["queued"] == 0
-        deadline_polls = 200
-        refreshed = set()
-        while len(refreshed) < 2 and deadline_polls:  # and each worker then fetched the config itself
-            deadline_polls -= 1
-            r = requests.get(url + "/_agent", timeout=10).json()
-            if r["fetches"] >= 1:
-                refreshed.add(r["pid"])
-        assert refreshed == set(seen)
+        # and each worker then fetched the config itself
+        both_workers(url, lambda seen: all(info["fetches"] >= 1 for info in seen.values()))
     assert collector.count_events() == 0

@@ -11,7 +11,8 @@ Routes (every framework):
 - ``GET /pid?sleep=S``: sleeps ``S`` seconds, answers ``{"pid": ...}`` (the fork test).
 - ``GET /_maxrss``: the process's peak RSS in KiB (the memory test).
 - ``GET /call?url=U`` (Flask only): calls ``U`` with ``requests`` (the outgoing-capture test).
-- ``GET /_agent`` (Flask only, under :func:`serving_app`): the serving process's pid, agent counters and config.
+- ``GET /_agent?sleep=S`` (Flask only, under :func:`serving_app`): sleeps ``S`` seconds, answers the serving
+  process's pid, agent counters and config.
 Anything else is a 404.
 """
 
@@ -101,6 +102,7 @@ def flask_app() -> Any:
 
     @app.get("/_agent")
     def agent() -> Any:
+        time.sleep(float(request.args.get("sleep", 0)))
         mw = SERVING_MW[0]
         return {
             "pid": os.getpid(),
