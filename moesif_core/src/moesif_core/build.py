@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union, cast
 
 from .body import TRUNCATED_METADATA_KEY, encode_body
 from .capture import Frozen, HeaderPairs, RawCapture
@@ -60,13 +60,20 @@ def wsgi_header_name(key: str) -> Optional[str]:
     return name
 
 
+#: What :func:`headers_dict` iterates as pairs without asking whether it is a mapping (a costly ABC check).
+_PAIR_SEQUENCES = (tuple, list, zip)
+
+
 def headers_dict(pairs: HeaderPairs, wsgi: bool = False) -> Dict[str, str]:
     """Flat ``{name: value}``; a repeated header's values are joined with ``", "`` as HTTP allows."""
     out: Dict[str, str] = {}
-    if type(pairs) is not tuple and type(pairs) is not list and isinstance(pairs, Mapping):  # an environ copy
-        pairs = pairs.items()
+    items: Iterable[Tuple[Any, Any]]
+    if type(pairs) not in _PAIR_SEQUENCES and isinstance(pairs, Mapping):  # a WSGI environ copy, say
+        items = pairs.items()
+    else:
+        items = cast("Iterable[Tuple[Any, Any]]", pairs)
     names = _WSGI_NAME_CACHE
-    for key, value in pairs:
+    for key, value in items:
         if wsgi:
             name = names.get(key) or wsgi_header_name(key)
             if name is None:
@@ -119,9 +126,11 @@ class EventBuilder:
             request_headers,
             wsgi_headers,
             request_body,
+            request_body_total,
             status,
             response_headers,
             response_body,
+            response_body_total,
             peer_ip,
             raw_user_id,
             company_id,
@@ -136,7 +145,8 @@ class EventBuilder:
             _size,
         ) = raw.freeze() if isinstance(raw, RawCapture) else raw
         s = self.settings
-        req_headers = headers_dict(request_headers, wsgi_headers)
+        flat = iter(request_headers)
+        req_headers = headers_dict(zip(flat, flat), wsgi_headers)
         lower = {k.lower(): v for k, v in req_headers.items()}
         if tid:
             sent = lower.get(_TID_LOWER)
@@ -145,7 +155,8 @@ class EventBuilder:
                     for name in [n for n in req_headers if n.lower() == _TID_LOWER]:
                         del req_headers[name]
                 req_headers[TRANSACTION_ID_HEADER] = tid
-        resp_headers = headers_dict(response_headers)
+        flat = iter(response_headers)
+        resp_headers = headers_dict(zip(flat, flat))
 
         user_id = _id(raw_user_id, "IDENTIFY_USER")
         if user_id is None and direction == "Incoming":
@@ -161,9 +172,9 @@ class EventBuilder:
         resp_enc: Optional[str] = None
         truncated: Dict[str, int] = {}
         if log_body:
-            req_body, req_enc = self._body(request_body, "request", truncated)
+            req_body, req_enc = self._body(request_body, request_body_total, "request", truncated)
             if not head:
-                resp_body, resp_enc = self._body(response_body, "response", truncated)
+                resp_body, resp_enc = self._body(response_body, response_body_total, "response", truncated)
         omitted: Dict[str, str] = {}
         if req_enc == "json":
             req_body = mask_body(req_body, self.request_body_masks)
@@ -250,11 +261,10 @@ class EventBuilder:
         )
 
     @staticmethod
-    def _body(body: Optional[Tuple[Any, int]], side: str, truncated: Dict[str, int]) -> Tuple[Any, Optional[str]]:
-        """A frozen body, ``(kept bytes, total size)``, in its wire form."""
-        if body is None or not body[1]:
+    def _body(data: Any, total: int, side: str, truncated: Dict[str, int]) -> Tuple[Any, Optional[str]]:
+        """A frozen body (its kept bytes and its total size) in its wire form."""
+        if data is None or not total:
             return None, None
-        data, total = body
         cut = total > len(data)
         if cut:
             truncated[side] = total

@@ -9,6 +9,7 @@ URL, headers as given, the body taps, the peer address and the results of the us
 from __future__ import annotations
 
 from collections.abc import ItemsView
+from itertools import chain
 from typing import Any, Iterable, Mapping, Optional, Tuple, Union
 
 from .body import BodyTap
@@ -19,8 +20,9 @@ HeaderPairs = Union[Iterable[Tuple[str, str]], Mapping[str, Any]]
 #: Fixed per-event allowance, in bytes, for headers and bookkeeping in the queue's byte bound.
 EVENT_OVERHEAD_BYTES = 1024
 
-#: A capture as the queue holds it (:meth:`RawCapture.freeze`): a plain tuple, fields in this order. A body is
-#: ``(kept bytes, total size)`` or ``None``; header pairs are a tuple of tuples.
+#: A capture as the queue holds it (:meth:`RawCapture.freeze`): a plain tuple, fields in this order. Headers are
+#: one flat tuple ``(name, value, name, value, ...)``; a body is its kept bytes (``None`` for none) and its total
+#: size in bytes.
 Frozen = Tuple[Any, ...]
 FROZEN_FIELDS = (
     "direction",
@@ -31,9 +33,11 @@ FROZEN_FIELDS = (
     "request_headers",
     "wsgi_headers",
     "request_body",
+    "request_body_total",
     "response_status",
     "response_headers",
     "response_body",
+    "response_body_total",
     "peer_ip",
     "user_id",
     "company_id",
@@ -54,23 +58,23 @@ FROZEN_SIZE = FROZEN_FIELDS.index("size")
 _WSGI_UNPREFIXED = ("CONTENT_TYPE", "CONTENT_LENGTH")
 
 
-def _frozen_pairs(headers: HeaderPairs, wsgi: bool) -> Tuple[Any, ...]:
-    """Header pairs as a tuple; of a mapping (a WSGI environ copy) only the header items are kept."""
-    if type(headers) is tuple:
-        return headers
+def _flat_headers(headers: HeaderPairs, wsgi: bool) -> Tuple[Any, ...]:
+    """Header pairs as one flat tuple (no tuple per header: less to hold, less for the GC to look at); of a
+    mapping (a WSGI environ copy) only the header items are kept."""
     if isinstance(headers, dict):
+        items: Any = headers.items()
         if wsgi:
-            return tuple(item for item in headers.items() if item[0][:5] == "HTTP_" or item[0] in _WSGI_UNPREFIXED)
-        return tuple(headers.items())
-    return tuple(headers)  # a list, a mapping's items, even a generator: read once, here
+            items = [item for item in items if item[0][:5] == "HTTP_" or item[0] in _WSGI_UNPREFIXED]
+        return tuple(chain.from_iterable(items))
+    return tuple(chain.from_iterable(headers))  # a list, a mapping's items, even a generator: read once, here
 
 
-def _frozen_body(tap: Optional[BodyTap]) -> Optional[Tuple[Any, int]]:
+def _kept(tap: Optional[BodyTap]) -> Any:
+    """The kept bytes without a copy: the one chunk, or the growing buffer (a bytearray; the tap is done with it)."""
     if tap is None:
         return None
-    # no copy: the one chunk, or the growing buffer (a bytearray; the tap is done with it)
     buffer = tap._buffer
-    return (buffer if buffer is not None else (tap.chunks[0] if tap.chunks else b""), tap.total)
+    return buffer if buffer is not None else (tap.chunks[0] if tap.chunks else b"")
 
 
 class RawCapture:
@@ -158,18 +162,17 @@ class RawCapture:
         looks at it, so captures waiting in the queue (20,000 of them while the collector is away) cost a full
         collection nothing, where a ``RawCapture``, a list or a ``BodyTap`` each is walked by every full collection
         and makes every thread wait. Also smaller. The last field is the size estimate of :meth:`size_estimate`."""
-        request_headers = _frozen_pairs(self.request_headers, self.wsgi_headers)
+        request_headers = _flat_headers(self.request_headers, self.wsgi_headers)
         size = EVENT_OVERHEAD_BYTES + len(self.uri)
-        for pair in request_headers:
-            value = pair[1]
+        for value in request_headers[1::2]:
             if type(value) is str or isinstance(value, (str, bytes)):
                 size += len(value)
-        request_body = _frozen_body(self.request_body)
-        response_body = _frozen_body(self.response_body)
+        request_tap, response_tap = self.request_body, self.response_body
+        request_body, response_body = _kept(request_tap), _kept(response_tap)
         if request_body is not None:
-            size += len(request_body[0])
+            size += len(request_body)
         if response_body is not None:
-            size += len(response_body[0])
+            size += len(response_body)
         return (
             self.direction,
             self.request_time,
@@ -179,9 +182,11 @@ class RawCapture:
             request_headers,
             self.wsgi_headers,
             request_body,
+            0 if request_tap is None else request_tap.total,
             self.response_status,
-            _frozen_pairs(self.response_headers, False),
+            _flat_headers(self.response_headers, False),
             response_body,
+            0 if response_tap is None else response_tap.total,
             self.peer_ip,
             self.user_id,
             self.company_id,
