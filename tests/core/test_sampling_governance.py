@@ -210,11 +210,7 @@ def agent_for(collector: Collector, **kw: Any) -> Agent:
         Settings.from_mapping({"APPLICATION_ID": "s", "BASE_URI": collector.url, "EVENT_BATCH_TIMEOUT": 0.05, **kw}),
         user_agent="t/1",
     )
-    a.start()  # the first capture would start the config fetch; start it now to wait for it
-    deadline = time.monotonic() + 10
-    while a.remote.fetches < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    assert a.wait_for_config(10)  # fetched since the agent was built
     return a
 
 
