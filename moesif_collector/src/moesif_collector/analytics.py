@@ -51,7 +51,7 @@ def _timed(where: str) -> str:
 # A substring filter (path, user or company contains) can use no index to seek: every entry has to be
 # read. Such queries read this one index, which holds every column a view needs (never a row, which
 # carries the JSON), once, and Python groups what matches.
-SCAN_INDEX = "events_scan_cover"
+SCAN_INDEX = "events_time_cover"
 SCAN = f" INDEXED BY {SCAN_INDEX}"
 
 
@@ -211,7 +211,13 @@ _EPOCH = datetime(1970, 1, 1)
 
 
 def timeseries(
-    conn: sqlite3.Connection, where: str, params: Sequence[Any], window: str, now: datetime, scan: bool = False
+    conn: sqlite3.Connection,
+    where: str,
+    params: Sequence[Any],
+    window: str,
+    now: datetime,
+    scan: bool = False,
+    by_rows: bool = False,
 ) -> dict[str, Any]:
     """Calls, 4xx, 5xx (also as per-minute rates) and p95 per bucket over ``window`` ending now.
 
@@ -220,7 +226,7 @@ def timeseries(
     range query per bucket on the time index (it also holds the columns the filters and the numbers
     need, so no row is read), forced with INDEXED BY: an equality filter would otherwise tempt the
     planner into rescanning that filter's rows for each bucket. With a substring filter (``scan``), one
-    pass over ``SCAN_INDEX``, bucketed here.
+    pass over ``SCAN_INDEX``; with a user or company (``by_rows``), one read of their rows; bucketed here.
     """
     if window not in WINDOWS:
         raise ValueError(f"window must be one of {', '.join(WINDOWS)}")
@@ -230,8 +236,9 @@ def timeseries(
     start = _EPOCH + timedelta(seconds=end_s - win.seconds)
     count = win.seconds // win.step
     bounds = (format_time(start), format_time(start + timedelta(seconds=win.seconds)))
-    if scan:
-        counts = _buckets_by_scan(conn, where, params, bounds, end_s - win.seconds, win.step, count)
+    if scan or by_rows:
+        source = f"FROM events{SCAN if scan else ''}{where}{_and(where)}time >= ? AND time < ?"
+        counts = _buckets_by_rows(conn, source, [*params, *bounds], end_s - win.seconds, win.step, count)
     else:
         counts = [_bucket(conn, where, params, start + timedelta(seconds=i * win.step), win.step) for i in range(count)]
     per_minute = 60.0 / win.step
@@ -273,21 +280,12 @@ def _bucket(
     return int(calls), int(s4xx), int(s5xx), p95
 
 
-def _buckets_by_scan(
-    conn: sqlite3.Connection,
-    where: str,
-    params: Sequence[Any],
-    bounds: tuple[str, str],
-    start_s: int,
-    step: int,
-    count: int,
+def _buckets_by_rows(
+    conn: sqlite3.Connection, source: str, params: Sequence[Any], start_s: int, step: int, count: int
 ) -> list[tuple[int, int, int, Any]]:
     tallies = [[0, 0, 0] for _ in range(count)]
     durations: list[list[float]] = [[] for _ in range(count)]
-    rows = conn.execute(
-        f"SELECT time, status, duration_ms FROM events{SCAN}{where}{_and(where)}time >= ? AND time < ?",
-        [*params, *bounds],
-    )
+    rows = conn.execute(f"SELECT time, status, duration_ms {source}", list(params))
     for time, status, duration in rows:
         try:
             index = (int((datetime.fromisoformat(time) - _EPOCH).total_seconds()) - start_s) // step
