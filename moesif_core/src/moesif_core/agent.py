@@ -49,7 +49,7 @@ logger = logging.getLogger("moesif")
 #: Drops are logged at most this often (seconds).
 DROP_LOG_INTERVAL = 60.0
 #: A worker building events hands the GIL over at least this often (seconds).
-GIL_HAND_OVER = 0.0005
+GIL_HAND_OVER = 0.0002
 
 #: Our own generator for sampling draws: the app's use of the ``random`` module (seeded tests, say) neither
 #: affects nor is affected by ours.
@@ -270,7 +270,7 @@ class Agent:
         for raw in batch:
             event = build(raw)
             if clock() >= hand_over:
-                # hand the GIL to the app's threads (an event loop) every half millisecond of building, not every
+                # hand the GIL to the app's threads (an event loop) every 0.2 ms of building, not every
                 # 5 ms (the interpreter's switch interval); not after every event, where the switches cost more
                 # than the building
                 time.sleep(0)
