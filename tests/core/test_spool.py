@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, List
@@ -168,6 +169,59 @@ def test_what_an_earlier_process_left_is_sent_and_damaged_files_are_skipped(
         snap = agent.snapshot()
         assert snap["spool_dropped"] == 3 and snap["spooled"] == 0
         assert any("could not be read" in r.getMessage() for r in moesif_log.records)
+    finally:
+        agent.shutdown(1)
+
+
+def test_a_spooled_batch_too_large_for_the_collector_is_split_and_a_refused_one_dropped(tmp_path: Path) -> None:
+    spool_dir = tmp_path / "spool"
+    # the collector takes bodies of at most 6 KB (decompressed): a batch of 10 events of about 1.3 KB is answered 413
+    collector = Collector(db_path=str(tmp_path / "c.db"), max_body=6000).start()
+    try:
+        files = SpoolFiles(spool_path(str(spool_dir), "spool-test", collector.url))
+        files.ensure()
+        big = [
+            {
+                "request": {"uri": f"http://app.local/big/{i}", "verb": "GET", "time": "2024-01-01T00:00:00.000"},
+                "metadata": {"pad": "x" * 1200},
+            }
+            for i in range(10)
+        ]
+        files.write(gzip.compress(json.dumps(big).encode()), 10)
+        files.write(gzip.compress(json.dumps([{"request": {"uri": "no time, no verb"}}]).encode()), 1)  # 400
+        agent = make_agent(collector.url, spool_dir)
+        try:
+            capture(agent, 0)  # starts the drainer
+            wait_until(lambda: not os.listdir(files.path), what="the spool to empty")
+            uris = sorted(e["request"]["uri"] for e in collector.wait_for_events(11))
+            assert uris == sorted([f"http://app.local/big/{i}" for i in range(10)] + ["http://app.local/items/0"])
+            snap = agent.snapshot()
+            assert snap["failed"] == 1 and snap["spool_dropped"] == 0, snap
+            assert any(r["status"] == 413 for r in collector.requests())
+        finally:
+            agent.shutdown(1)
+    finally:
+        collector.stop()
+
+
+def test_only_the_workers_and_the_spool_thread_touch_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads = set()
+    for name in ("ensure", "write", "list", "claim"):
+        original = getattr(SpoolFiles, name)
+
+        def spy(self: SpoolFiles, *args: Any, _original: Any = original) -> Any:
+            threads.add(threading.current_thread().name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(SpoolFiles, name, spy)
+    agent = make_agent(f"http://127.0.0.1:{free_port()}", tmp_path / "spool", EVENT_QUEUE_MAX_BYTES=40_000)
+    try:
+        for i in range(200):  # far past the spill threshold: the outage goes to disk while we capture
+            capture(agent, i)
+            time.sleep(0.001)
+        wait_until(lambda: agent.snapshot()["spooled"] > 0, what="a spill")
+        assert agent.flush(10)
+        assert threads and all(t.startswith(("moesif-worker-", "moesif-spool")) for t in threads), threads
     finally:
         agent.shutdown(1)
 
