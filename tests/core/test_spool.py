@@ -21,6 +21,7 @@ import pytest
 
 from moesif_collector import Collector
 from moesif_core import Agent, BodyTap, RawCapture, Settings
+from moesif_core import spool as spool_module
 from moesif_core.spool import CorruptFile, Entry, SpoolFiles, decode, spool_path
 
 
@@ -144,6 +145,35 @@ def test_outage_spills_masked_batches_and_they_are_sent_oldest_first(tmp_path: P
         agent.shutdown(1)
         if collector is not None:
             collector.stop()
+
+
+def test_a_blip_stays_in_memory_a_longer_outage_goes_to_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    monkeypatch.setattr(spool_module, "SPILL_AFTER", 60.0)
+    agent = make_agent(f"http://127.0.0.1:{port}", tmp_path / "blip")
+    collector = None
+    try:
+        for i in range(5):
+            capture(agent, i)
+        wait_until(lambda: agent.snapshot()["retried"] >= 1, what="a failed attempt")
+        collector = Collector(port=port, db_path=str(tmp_path / "c.db")).start()
+        # no flush (a flush while the collector is thought down puts what it holds on disk): the worker's own
+        # retry sends the batch from memory
+        wait_until(lambda: agent.snapshot()["sent"] == 5, what="the retry to send the batch")
+        assert agent.snapshot()["spooled"] == 0  # the disk was never needed
+    finally:
+        agent.shutdown(1)
+        if collector is not None:
+            collector.stop()
+
+    monkeypatch.setattr(spool_module, "SPILL_AFTER", 0.2)
+    agent = make_agent(f"http://127.0.0.1:{free_port()}", tmp_path / "outage")
+    try:
+        for i in range(5):  # far below the queue's bounds: only the outage's age sends these to disk
+            capture(agent, i)
+        wait_until(lambda: agent.snapshot()["spooled"] == 5, what="the outage to go to disk")
+    finally:
+        agent.shutdown(1)
 
 
 def test_what_an_earlier_process_left_is_sent_and_damaged_files_are_skipped(

@@ -395,7 +395,8 @@ class Agent:
         return self._queue.pending() + len(self._deferred)
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Send what is queued now; wait at most ``timeout`` seconds. ``True`` if everything was handled."""
+        """Send what is queued now; wait at most ``timeout`` seconds. ``True`` if everything was handled (with
+        ``SPOOL_DIR`` and the collector down, put on disk counts: the spool is also told to try again now)."""
         if self._pid != os.getpid():
             return True
         if self._deferred:

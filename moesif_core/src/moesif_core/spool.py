@@ -1,9 +1,11 @@
 """The opt-in durable spool (``SPOOL_DIR``): batches the collector could not take, kept on disk until it can.
 
 When to write. Workers write, never the request path. A worker whose batch the collector did not take (no
-connection, a timeout, 429, 5xx) keeps it in memory and backs off as it does without a spool; batches go to disk
-once the memory queue passes :data:`PRESSURE` of either of its bounds, once this process has already spilled during
-this outage, when a flush or the exit deadline is running (instead of giving the batch up), or at shutdown. What is
+connection, a timeout, 429, 5xx) keeps it in memory and backs off as it does without a spool, so a blip never
+touches the disk; batches go to disk once the collector has taken nothing for :data:`SPILL_AFTER` seconds, once the
+memory queue passes :data:`PRESSURE` of either of its bounds (whichever comes first), once this process has already
+spilled during this outage, when a flush or the exit deadline is running (instead of giving the batch up), or at
+shutdown. What is
 written is what would have been sent: the batch already built, masked and serialised (gzipped, as it goes on the
 wire), so no capture object is kept alive. While the collector is known to be down and this process is spilling,
 new batches go to disk without another attempt; a success (a worker's or the drainer's) ends the outage.
@@ -72,6 +74,9 @@ HEADER = struct.Struct("<4sB3xIQI")
 
 #: Fraction of either bound of the memory queue past which failed batches go to disk.
 PRESSURE = 0.5
+#: Seconds of outage (no batch taken since the first failure) after which failed batches go to disk: what a
+#: ``kill -9`` can lose is then at most this much traffic (or ``PRESSURE`` of the queue), not a full queue.
+SPILL_AFTER = 5.0
 #: How often a worker that holds a failed batch looks at the queue while it backs off.
 PRESSURE_CHECK = 0.05
 #: A directory listing older than this is read again before it is trusted (other processes write too).
@@ -265,6 +270,7 @@ class Spool:
         self._listed_at = float("-inf")
         #: the collector is known not to take batches: an attempt failed and none succeeded since
         self.down = False
+        self._down_since = 0.0
         #: this process wrote to the spool since the collector last took a batch
         self.spilling = False
         self._off_until = 0.0
@@ -294,7 +300,12 @@ class Spool:
             return False
         if self._closing():
             return True
-        return self.down and (self.spilling or self._flushing() or under_pressure(self.queue))
+        return self.down and (
+            self.spilling
+            or self._flushing()
+            or time.monotonic() - self._down_since >= SPILL_AFTER
+            or under_pressure(self.queue)
+        )
 
     def take(self, body: bytes, events: int) -> bool:
         """Write the serialised batch ``body`` to the spool if :meth:`wants` says so. ``True``: the spool has it
@@ -323,11 +334,13 @@ class Spool:
             self._off = False
             self._cond.notify_all()
         if back:
-            logger.warning("moesif: the spool directory %s is writable again", self.files.path)
+            logger.info("moesif: the spool directory %s is writable again", self.files.path)
         return True
 
     def note_down(self) -> None:
-        self.down = True
+        if not self.down:
+            self._down_since = time.monotonic()
+            self.down = True
 
     def note_up(self) -> None:
         """The collector took a batch: the outage is over; the drainer sends the backlog now."""
