@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import socket
 import stat
@@ -318,17 +319,24 @@ def test_unusable_directory_falls_back_to_memory_with_one_log_line(
     agent = make_agent(collector.url, blocker / "spool", EVENT_QUEUE_MAX_BYTES=20_000)
     collector.set_faults("error500")
     try:
-        for i in range(60):
+        for i in range(20):
+            capture(agent, i)
+        wait_until(lambda: agent.snapshot()["retried"] >= 2, what="both workers holding a failed batch")
+        for i in range(20, 60):
             capture(agent, i)  # never raises: the queue fills, the spool cannot take anything
         wait_until(lambda: agent.snapshot()["dropped"] > 0, what="drops from the full memory queue")
-        agent.flush(0.5)
-        lines = [r for r in moesif_log.records if "keeping events in memory only" in r.getMessage()]
-        assert len(lines) == 1, [r.getMessage() for r in moesif_log.records]
+
+        def fallbacks() -> List[logging.LogRecord]:
+            return [r for r in moesif_log.records if "keeping events in memory only" in r.getMessage()]
+
+        wait_until(lambda: bool(fallbacks()), what="the fallback's log line")
         snap = agent.snapshot()
         assert snap["spooled"] == 0 and snap["dropped"] > 0
         collector.set_faults("ok")
         assert agent.flush(10)  # what stayed in memory is sent as without a spool
         assert agent.snapshot()["sent"] == snap["queued"]
+        # the workers failed and met the unusable spool again and again meanwhile: still one line
+        assert len(fallbacks()) == 1, [r.getMessage() for r in moesif_log.records]
     finally:
         agent.shutdown(1)
 
