@@ -1,7 +1,7 @@
 """The durable spool (``SPOOL_DIR``) end to end: Flask wrapped in moesifwsgi under werkzeug, the real collector on a
 loopback port that is closed during the outage and served again after it.
 
-- An outage longer than the memory queue allows (``EVENT_QUEUE_MAX_BYTES`` of 128 KiB holds about 120 of these
+- An outage longer than the memory queue allows (``EVENT_QUEUE_MAX_BYTES`` of 256 KiB holds about 250 of these
   events; a thousand are captured), then the collector is back: every event arrives exactly once, none is dropped.
 - A normal exit during the outage (a deploy) puts what was queued on disk within the exit deadline.
 - The app process is killed with SIGKILL during the outage and a new process starts on the same directory: every
@@ -33,7 +33,7 @@ from moesif_collector import Collector
 from moesif_core.spool import Entry, decode
 
 SCRIPT = Path(__file__).resolve().parent / "rel_spool_app.py"
-QUEUE_BYTES = 128 * 1024
+QUEUE_BYTES = 256 * 1024
 BATCH = 20
 WORKERS = 2
 #: What the memory queue can hold at most: each capture counts its bodies plus 1 KiB, and a ping has no body.
@@ -148,7 +148,7 @@ def test_outage_longer_than_memory_then_every_event_arrives_once(tmp_path: Path)
             wait_until(lambda: app.agent.snapshot()["spooled"] == n, timeout=30, what="every event on disk")
             snap = app.agent.snapshot()
             assert snap["dropped"] == 0 and snap["spooled"] == n and snap["sent"] == 0, snap
-            assert n > QUEUE_EVENTS * 5  # memory alone would have dropped most of them
+            assert n > QUEUE_EVENTS * 3  # memory alone would have dropped most of them
 
             collector = collector_on(port, tmp_path)
             app.agent.flush(5)  # also makes the spool try now, not at the end of its backoff
