@@ -38,9 +38,10 @@ DOCS: Dict[str, str] = {
     "EVENT_WORKER_COUNT": "Background threads sending batches.",
     "EXIT_FLUSH_TIMEOUT": "Longest the flush at interpreter exit may take.",
     "REQUEST_TIMEOUT": "Read timeout of each call to the collector (connect: 3 s).",
-    "SPOOL_DIR": "A directory where batches the collector cannot take yet are kept on disk once memory is full, "
-    "shared by the processes that use it; not set: memory only.",
-    "SPOOL_MAX_BYTES": "Bytes the spool directory may hold.",
+    "SPOOL_DIR": "A directory (local filesystem) where batches the collector cannot take are kept on disk once it "
+    "has been down 5 s or memory is half full, and sent from later, also by a new process after a restart or a "
+    "crash; shared safely by the processes that use it; not set: memory only.",
+    "SPOOL_MAX_BYTES": "Bytes the spool directory may hold; past it the oldest batches are dropped and counted.",
     "AUTHORIZATION_HEADER_NAME": "Request header(s) the user id is read from when `IDENTIFY_USER` gives none; "
     'comma-separated, tried in order (`"X-Api-Key,Authorization"`).',
     "AUTHORIZATION_USER_ID_FIELD": "The JWT claim that holds the user id.",
