@@ -230,3 +230,12 @@ def test_config_in_effect(collector: Collector, client: Any) -> None:
         handle.write("{not json")
     broken = _get(client, "/api/config")["config"]
     assert broken["value"] == {"sample_rate": 50, "user_sample_rate": {"alice": 10}} and "not valid" in broken["error"]
+
+
+def test_last_minute_under_a_filter_after_a_bulk_load(client: Any, make_event: Any) -> None:
+    # Over 2,000 calls received in the last minute: the filtered count takes the other way (one index pass).
+    events = [_event(make_event, i, "/a" if i % 2 else "/b", minutes_ago=90) for i in range(2100)]
+    assert client.post("/v1/events/batch", events).status == 201
+    stats = _get(client, "/api/stats?routes=0&route=/b&verb=GET")
+    assert (stats["calls"], stats["calls_last_minute"]) == (1050, 1050)
+    assert _get(client, "/api/stats?routes=0")["calls_last_minute"] == 2100
