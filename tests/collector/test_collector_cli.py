@@ -99,6 +99,8 @@ def test_send_sample_tail_and_stats(served: Any, tmp_path: Path, helpers: Any, m
     ).stdout
     assert "calls             12" in table
     assert "p50" in table and "p95" in table and "/api/items" in table and "error rate" in table
+    assert "/api/items/{id}" in table and "/api/items/42" not in table  # routes by template, with P50 and P95
+    assert "ROUTE" in table.splitlines()[7] and "P95" in table.splitlines()[7]
     stats = json.loads(
         subprocess.run(
             helpers.cli("stats", "--url", url, "--json", "--status", "5xx"),

@@ -38,12 +38,12 @@ def stats_table(stats: Mapping[str, Any]) -> str:
         f"{'p50':<18}{_ms(stats['p50_ms'])}",
         f"{'p95':<18}{_ms(stats['p95_ms'])}",
         "",
-        f"{'VERB':<7} {'PATH':<40} {'CALLS':>7} {'ERRORS':>7} {'AVG':>10}",
+        f"{'VERB':<7} {'ROUTE':<40} {'CALLS':>7} {'ERRORS':>7} {'P50':>10} {'P95':>10}",
     ]
     for route in stats["routes"]:
         lines.append(
-            f"{_dash(route['verb']):<7} {_dash(route['path']):<40} {route['calls']:>7} {route['errors']:>7}"
-            f" {_ms(route['avg_ms']):>10}"
+            f"{_dash(route['verb']):<7} {_dash(route.get('route', route['path'])):<40} {route['calls']:>7}"
+            f" {route['errors']:>7} {_ms(route.get('p50_ms')):>10} {_ms(route.get('p95_ms')):>10}"
         )
     if not stats["routes"]:
         lines.append("(no calls)")
