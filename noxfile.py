@@ -28,6 +28,7 @@ PACKAGES = [
     "moesifasgi",
     "moesifdjango",
     "moesiftornado",
+    "moesif_aiohttp",
     "moesifpythonrequest",
 ]
 
@@ -52,6 +53,8 @@ TEST_DEPS = [
     "websockets",
     "django~=5.2.0",
     "tornado",
+    "aiohttp",
+    "aiohttp-sse",
     "selenium",
     # tests/packaging builds every sdist and wheel in the test environment
     "build",
@@ -70,6 +73,7 @@ LINT_DEPS = [
     "starlette",
     "tornado",
     "httpx",
+    "aiohttp",
 ]
 #: Every package's code passes mypy --strict.
 TYPED = PACKAGES

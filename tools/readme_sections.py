@@ -159,6 +159,14 @@ PACKAGES: Dict[str, Package] = {
         "`moesifpythonrequest` yourself (`StartCapture().start_capture_outgoing(settings)`); like the original, "
         "moesiftornado does not read `CAPTURE_OUTGOING_REQUESTS`.",
     ),
+    "moesif_aiohttp": Package(
+        ("moesif_aiohttp.middleware", "DEFAULTS"),
+        {"*": "(request, response)"},
+        note="`request` is aiohttp's `web.Request`, `response` the `web.StreamResponse` the handler returned or "
+        "raised (a bare 500 `web.Response` when it raised another exception; `None` when `IDENTIFY_USER` and "
+        "`IDENTIFY_COMPANY` are called before the handler for governance rules). A callback may return an "
+        "awaitable. The outgoing callbacks get the `requests` (or `httpx`, or `aiohttp`) request and response.",
+    ),
     "moesifpythonrequest": Package(
         None,
         {},

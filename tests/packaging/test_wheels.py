@@ -54,9 +54,11 @@ FRAMEWORKS = {
     "httpx",
     "uvicorn",
     "gunicorn",
+    "aiohttp",
 }
-#: What a distribution may legitimately bring: the ASGI adapter hands Starlette objects to callbacks.
-ALLOWED = {"moesifasgi": {"starlette"}}
+#: What a distribution may legitimately bring: the ASGI adapter hands Starlette objects to callbacks; the aiohttp
+#: one is an aiohttp middleware.
+ALLOWED = {"moesifasgi": {"starlette"}, "moesif-aiohttp": {"aiohttp"}}
 
 
 def family() -> List[str]:
@@ -170,7 +172,8 @@ def installs(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Dict[str, 
             f"import importlib, json, sys, {folder}\n"
             f"versions = {{m: importlib.import_module(m).__version__ for m in {FAMILY!r} if m in sys.modules}}\n"
             "print(json.dumps({'versions': versions, "
-            "'frameworks': sorted(f for f in ('flask', 'django', 'tornado', 'starlette') if f in sys.modules)}))"
+            "'frameworks': sorted(f for f in ('flask', 'django', 'tornado', 'starlette', 'aiohttp') "
+            "if f in sys.modules)}))"
         )
         out = subprocess.run([str(py), "-c", probe], check=True, timeout=60, capture_output=True, text=True)
         return Installed(json.loads(report.read_text())["install"], json.loads(out.stdout))
