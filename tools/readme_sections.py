@@ -173,7 +173,8 @@ PACKAGES: Dict[str, Package] = {
         leave_out=INCOMING_ONLY,
         note="The options are the dict given to `StartCapture().start_capture_outgoing(options)` (or a "
         "middleware's settings, with `CAPTURE_OUTGOING_REQUESTS: True`). `req` and `res` are the `requests` "
-        "`PreparedRequest` and `Response` (or the `httpx` `Request` and `Response`).",
+        "`PreparedRequest` and `Response` (or the `httpx` `Request` and `Response`, or aiohttp's `RequestInfo` and "
+        "`ClientResponse`).",
     ),
     "moesif_core": Package(
         None,

@@ -217,3 +217,34 @@ def test_client_transaction_id_is_reused(collector: Any, serve: Serve, make_midd
     assert r.headers["X-Moesif-Transaction-Id"] == tid
     (event,) = collector.wait_for_events(1)
     assert event["transaction_id"] == tid
+
+
+def test_capture_outgoing_requests_records_the_handlers_client_calls(
+    collector: Any, serve: Serve, make_middleware: Any
+) -> None:
+    import aiohttp
+
+    import moesifpythonrequest
+
+    async def upstream(request: web.Request) -> web.Response:
+        return web.json_response({"upstream": True})
+
+    third_party = serve(app_with(make_middleware(), web.get("/up", upstream)))
+
+    async def proxy(request: web.Request) -> web.Response:
+        async with aiohttp.ClientSession() as session, session.get(third_party.url + "/up") as r:
+            return web.json_response({"via": await r.json()})
+
+    try:
+        server = serve(app_with(make_middleware(CAPTURE_OUTGOING_REQUESTS=True), web.get("/proxy", proxy)))
+        assert requests.get(server.url + "/proxy").json() == {"via": {"upstream": True}}
+        # this test's own requests.get is an outgoing call of this process too: four events in all
+        events = collector.wait_for_events(4)
+    finally:
+        moesifpythonrequest.stop(timeout=2)
+    (out,) = [e for e in events if e["direction"] == "Outgoing" and e["request"]["uri"].endswith("/up")]
+    assert out["request"]["uri"] == third_party.url + "/up" and out["response"]["body"] == {"upstream": True}
+    assert sorted(e["request"]["uri"].rsplit("/", 1)[-1] for e in events if e["direction"] == "Incoming") == [
+        "proxy",
+        "up",
+    ]

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import httpx
 import requests
 
@@ -27,6 +28,9 @@ ORIGINALS = {
     (httpx.Response, "aiter_bytes"): httpx.Response.__dict__["aiter_bytes"],
     (httpx.Response, "close"): httpx.Response.__dict__["close"],
     (httpx.Response, "aclose"): httpx.Response.__dict__["aclose"],
+    (aiohttp.ClientSession, "_request"): aiohttp.ClientSession.__dict__["_request"],
+    (aiohttp.ClientResponse, "release"): aiohttp.ClientResponse.__dict__["release"],
+    (aiohttp.ClientResponse, "close"): aiohttp.ClientResponse.__dict__["close"],
 }
 
 

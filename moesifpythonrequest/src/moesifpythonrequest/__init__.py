@@ -1,4 +1,4 @@
-"""moesifpythonrequest: capture the outgoing API calls made with ``requests`` (and ``httpx``).
+"""moesifpythonrequest: capture the outgoing API calls made with ``requests`` (and ``httpx``, ``aiohttp``).
 
 Without a web framework, in the original's shape::
 
@@ -11,7 +11,8 @@ From an adapter (``CAPTURE_OUTGOING_REQUESTS: True``), sharing its agent (queue,
     moesifpythonrequest.start(settings, agent)
 
 Either way capture is on once per process: a second start changes nothing (one event per call), and
-:func:`stop` puts ``requests.Session.send`` (and httpx's ``send``) back exactly as they were.
+:func:`stop` puts ``requests.Session.send`` (and httpx's ``send``, aiohttp's ``ClientSession._request``) back exactly
+as they were.
 """
 
 from __future__ import annotations

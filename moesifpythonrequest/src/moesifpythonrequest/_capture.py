@@ -37,6 +37,17 @@ def _patches() -> List[Patch]:
             )
         else:
             patches.extend(_httpx.PATCHES)
+    # aiohttp's client likewise
+    if "aiohttp" in sys.modules or importlib.util.find_spec("aiohttp") is not None:
+        try:
+            from . import _aiohttp
+        except Exception:  # an aiohttp too old or broken to patch must not stop the others' capture
+            logger.warning(
+                "moesif: aiohttp is installed but could not be patched; its client calls are not captured",
+                exc_info=True,
+            )
+        else:
+            patches.extend(_aiohttp.PATCHES)
     return patches
 
 
@@ -125,7 +136,7 @@ def stop(timeout: Optional[float] = None) -> bool:
 
 def _installed_patches() -> List[Patch]:
     patches: List[Patch] = []
-    for name in ("_requests", "_httpx"):
+    for name in ("_requests", "_httpx", "_aiohttp"):
         module = sys.modules.get(f"{__package__}.{name}")
         if module is not None:
             patches.extend(module.PATCHES)
