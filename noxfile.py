@@ -131,7 +131,7 @@ def tests(session: nox.Session) -> None:
         session.run("pytest", "tests/djangoapp")
 
 
-DEMO_DEPS = ["requests", "flask", "fastapi", "uvicorn", "python-multipart", "django~=5.2.0", "tornado"]
+DEMO_DEPS = ["requests", "flask", "fastapi", "uvicorn", "python-multipart", "django~=5.2.0", "tornado", "aiohttp"]
 
 
 @nox.session

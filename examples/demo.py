@@ -4,10 +4,11 @@
     nox -s demo -- --serve   # keeps the collector and the apps running to look at (Ctrl-C stops them)
 
 Starts ``moesif-collector`` on a free loopback port with a fresh database, then the Flask (moesifwsgi), FastAPI
-(moesifasgi), Django (moesifdjango) and Tornado (moesiftornado) examples with ``MOESIF_BASE_URI`` set to it, sends
-each a realistic mix (users from bearer JWTs and from tokens the apps know, companies, a form post, errors, a large
-body, a streamed response), sends user, company and subscription profiles with ``MoesifAPIClient``, waits until the
-collector has stored every event the apps should have sent, and prints a summary with the page's views to open.
+(moesifasgi), Django (moesifdjango), Tornado (moesiftornado) and aiohttp (moesif-aiohttp) examples with
+``MOESIF_BASE_URI`` set to it, sends each a realistic mix (users from bearer JWTs and from tokens the apps know,
+companies, a form post, errors, a large body, a streamed response), sends user, company and subscription profiles with
+``MoesifAPIClient``, waits until the collector has stored every event the apps should have sent, and prints a summary
+with the page's views to open.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def apps() -> List[App]:
             prepare=[py, "manage.py", "migrate", "--noinput", "-v", "0"],
         ),
         App("tornado", [py, str(HERE / "tornado_app.py")]),
+        App("aiohttp", [py, str(HERE / "aiohttp_app.py")]),
     ]
 
 
@@ -120,6 +122,8 @@ def traffic(app: App) -> List[Tuple[str, str, Dict[str, Any]]]:
         ]
     elif app.name == "tornado":
         calls += [("GET", "/api/stream", {"stream": True})]
+    elif app.name == "aiohttp":
+        calls += [("GET", "/api/events", {"stream": True})]  # server-sent events
     return calls
 
 
