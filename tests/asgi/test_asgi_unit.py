@@ -14,6 +14,7 @@ from typing import Any, Dict, List, MutableMapping, Optional
 import pytest
 from asgi_support import APP_ID
 
+import moesif_core
 from moesif_core import RawCapture
 from moesifasgi import MoesifMiddleware, run_in_thread
 
@@ -429,6 +430,7 @@ def test_capture_outgoing_requests_without_moesifpythonrequest_warns(
     MoesifMiddleware(None, settings={"APPLICATION_ID": "x", "CAPTURE_OUTGOING_REQUESTS": True})
     assert any(
         "moesifpythonrequest is not installed" in r.getMessage()
+        and f"pip install moesifpythonrequest=={moesif_core.__version__} " in r.getMessage()
         for r in moesif_log.records
         if r.levelno == logging.WARNING
     )

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 from .agent import Agent
 from .settings import Settings
+from .version import __version__
 
 logger = logging.getLogger("moesif")
 
@@ -25,7 +26,9 @@ def start_outgoing_capture(start: Optional[StartCapture], settings: Settings, ag
     if start is None:
         logger.warning(
             "moesif: CAPTURE_OUTGOING_REQUESTS is on but moesifpythonrequest is not installed; outgoing calls are not "
-            "captured. Install it with: pip install moesifpythonrequest (a dependency of every adapter)"
+            "captured. Install it with: pip install moesifpythonrequest==%s (this family's version; an older one is "
+            "the original package)",
+            __version__,
         )
         return False
     try:
