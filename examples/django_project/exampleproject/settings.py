@@ -54,6 +54,11 @@ def get_metadata(req: Any, res: Any) -> dict[str, Any]:
     return {"example": "django_project", "view": getattr(req.resolver_match, "view_name", None)}
 
 
+def should_skip(req: Any, res: Any) -> bool:
+    """Health probes (a load balancer's, or the demo's start-up check) are not API calls: not sent."""
+    return "health/probe" in req.path
+
+
 MOESIF_MIDDLEWARE = {
     "APPLICATION_ID": os.environ.get("MOESIF_APPLICATION_ID", "demo-application-id"),
     "BASE_URI": os.environ.get("MOESIF_BASE_URI", "http://127.0.0.1:5080"),
@@ -61,6 +66,7 @@ MOESIF_MIDDLEWARE = {
     "IDENTIFY_USER": identify_user,
     "IDENTIFY_COMPANY": identify_company,
     "GET_METADATA": get_metadata,
+    "SKIP": should_skip,
     "REQUEST_BODY_MASKS": ["password"],
     # send partial batches after 1 s so the demo shows calls at once (the default is 2 s)
     "EVENT_BATCH_TIMEOUT": 1,
