@@ -152,6 +152,7 @@ BENCH_DEPS = [
     "gunicorn",
     "django~=5.2.0",
     "tornado",
+    "aiohttp",
     "psutil",
     "yappi",  # event_cost.py's profile (it sees every thread)
 ]

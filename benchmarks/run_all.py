@@ -4,8 +4,8 @@
     python benchmarks/run_all.py --requests 500 --rounds 2 --stall-seconds 1 --memory-requests 20000   # smoke run
 
 For Flask (WSGI, our ``moesifwsgi`` against moesifwsgi 1.10.5), Starlette (ASGI, ``moesifasgi`` against 1.1.8: the
-ASGI script drives Starlette, not FastAPI), Django (``moesifdjango`` against 2.3.13) and Tornado (``moesiftornado``
-against 0.1.4), each in two routes:
+ASGI script drives Starlette, not FastAPI), Django (``moesifdjango`` against 2.3.13), Tornado (``moesiftornado``
+against 0.1.4) and aiohttp (``moesif-aiohttp`` against 1.1.0), each in two routes:
 
 - trivial: ``GET /hello`` answering ``{"hello": "world"}``;
 - realistic: ``POST /orders`` with a 2 KB JSON body and an ``Authorization: Bearer <JWT>`` header, answering a 2 KB
@@ -14,21 +14,21 @@ against 0.1.4), each in two routes:
 and the collector in three states: normal, slow (every ingest answered after 2 s) and down (a closed port), it
 reports the median and p99 wall time per request, bare / ours / original, and the ratios to bare.
 
-How: a local collector (``moesif_collector``) runs in its own process on 127.0.0.1. Per (collector state,
-framework, middleware) one child process (ours in this interpreter, the original in the venv its per-framework
-script creates under ``/tmp/bench-orig-*``) builds the bare and the wrapped app for both routes and calls them
-in-process (WSGI environ / ASGI scope / Tornado ``HTTPServerRequest``, as the per-framework scripts do, whose
+How: a local collector (``moesif_collector``) runs in its own process on 127.0.0.1. Per (collector state, framework,
+middleware) one child process (ours in this interpreter, the original in the venv its per-framework script creates
+under ``/tmp/bench-orig-*``) builds the bare and the wrapped app for both routes and calls them in-process (WSGI
+environ / ASGI scope / Tornado ``HTTPServerRequest`` / aiohttp ``web.Request``, as the per-framework scripts do, whose
 helpers it imports), alternating blocks of the four (route x bare/wrapped) so machine noise hits all alike. Every
 request is timed on its own. The original's ratio is over the bare app measured in its own child.
 
-Also: the ASGI and Tornado event-loop stall (worst lateness of a 1 ms ticker while requests arrive every ms, the
-collector down), the RSS growth of a Flask process after ``--memory-requests`` realistic requests with the
+Also: the ASGI, Tornado and aiohttp event-loop stall (worst lateness of a 1 ms ticker while requests arrive every ms,
+the collector down), the RSS growth of a Flask process after ``--memory-requests`` realistic requests with the
 collector down, the events per second one process ships to the loopback collector (``core_throughput.py``), what the
-durable spool costs with the collector down, next to no spool (``spool_cost.py``), and
-(unless ``--skip-e2e``) ``e2e_load.py``'s section: Flask under gunicorn and FastAPI under uvicorn, 2 workers each,
-bare against wrapped, under a loopback load generator (requests per second, p50/p99), appended to the report; and
-(unless ``--skip-event-cost``) ``event_cost.py``'s section: the whole cost of a captured event per adapter (SDK CPU
-per event over every thread, ship rate, worst pause with captures queued, bytes per queued capture, a profile).
+durable spool costs with the collector down, next to no spool (``spool_cost.py``), and (unless ``--skip-e2e``)
+``e2e_load.py``'s section: Flask under gunicorn and FastAPI under uvicorn, 2 workers each, bare against wrapped, under
+a loopback load generator (requests per second, p50/p99), appended to the report; and (unless ``--skip-event-cost``)
+``event_cost.py``'s section: the whole cost of a captured event per adapter (SDK CPU per event over every thread, ship
+rate, worst pause with captures queued, bytes per queued capture, a profile).
 
 Nothing but 127.0.0.1 is contacted by the measurements: every middleware gets ``BASE_URI`` = the local collector (or
 a closed local port), the original moesiftornado is built with ``DEBUG`` true (it ignores ``BASE_URI`` otherwise)
@@ -62,19 +62,29 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-import asgi_overhead  # noqa: E402  (the sibling scripts import only the standard library at top level)
+import aiohttp_overhead  # noqa: E402  (the sibling scripts import only the standard library at top level)
+import asgi_overhead  # noqa: E402
 import django_overhead  # noqa: E402
 import tornado_overhead  # noqa: E402
 import wsgi_overhead  # noqa: E402
 
-FRAMEWORKS = ("flask", "asgi", "django", "tornado")
-TITLES = {"flask": "Flask (WSGI)", "asgi": "Starlette (ASGI)", "django": "Django", "tornado": "Tornado"}
+FRAMEWORKS = ("flask", "asgi", "django", "tornado", "aiohttp")
+TITLES = {
+    "flask": "Flask (WSGI)",
+    "asgi": "Starlette (ASGI)",
+    "django": "Django",
+    "tornado": "Tornado",
+    "aiohttp": "aiohttp",
+}
 ORIGINALS = {
     "flask": "moesifwsgi 1.10.5",
     "asgi": "moesifasgi 1.1.8",
     "django": "moesifdjango 2.3.13",
     "tornado": "moesiftornado 0.1.4",
+    "aiohttp": "moesif-aiohttp 1.1.0",
 }
+#: the event-loop frameworks, whose loop stall is measured
+LOOPS = ("asgi", "tornado", "aiohttp")
 STATES = ("normal", "slow", "down")
 ROUTES = ("trivial", "realistic")
 SLOW_DELAY = 2.0
@@ -331,11 +341,46 @@ def tornado_apps(impl: str, base_uri: str) -> Tuple[Dict[str, Callable[[], Any]]
     return calls, f"Tornado {tornado.version}"
 
 
+def aiohttp_app(impl: str, base_uri: str) -> Any:
+    from aiohttp import web
+
+    async def hello(request: Any) -> Any:
+        return web.json_response({"hello": "world"})
+
+    async def orders(request: Any) -> Any:
+        return web.json_response(_answer(await request.json()))
+
+    middlewares = []
+    if impl != "bare":
+        from moesif_aiohttp import MoesifMiddleware
+
+        middlewares.append(MoesifMiddleware({"APPLICATION_ID": APP_ID, "BASE_URI": base_uri, "LOG_BODY": True}))
+    app = web.Application(middlewares=middlewares)
+    app.add_routes([web.get("/hello", hello), web.post("/orders", orders)])
+    return app
+
+
+def _aiohttp_caller(app: Any, route: str) -> Callable[[], Any]:
+    return aiohttp_overhead.caller(app, *aiohttp_overhead.request_parts(route, BODY, JWT))
+
+
+def aiohttp_apps(impl: str, base_uri: str) -> Tuple[Dict[str, Callable[[], Any]], str]:
+    from importlib.metadata import version
+
+    calls = {
+        f"{route}/{variant}": _aiohttp_caller(aiohttp_app("bare" if variant == "bare" else impl, base_uri), route)
+        for route in ROUTES
+        for variant in ("bare", "wrapped")
+    }
+    return calls, f"aiohttp {version('aiohttp')}"
+
+
 BUILDERS = {
     "flask": (flask_apps, False),
     "asgi": (asgi_apps, True),
     "django": (django_apps, False),
     "tornado": (tornado_apps, True),
+    "aiohttp": (aiohttp_apps, True),
 }
 
 
@@ -453,6 +498,8 @@ def child_stall(framework: str, impl: str, base_uri: str, seconds: float) -> Dic
         if framework == "asgi":
             app = asgi_app(impl, base_uri)
             one = _asgi_caller(app, "realistic")
+        elif framework == "aiohttp":
+            one = _aiohttp_caller(aiohttp_app(impl, base_uri), "realistic")
         else:
             app = tornado_app(None if impl == "bare" else tornado_middleware(impl, base_uri).log_event)
             one = _tornado_caller(app, "realistic")
@@ -654,6 +701,7 @@ def main() -> None:
         "asgi": str(asgi_overhead.ensure_original_venv()),
         "django": str(django_overhead.ensure_orig_venv()),
         "tornado": str(tornado_overhead.ensure_orig_venv()),
+        "aiohttp": str(aiohttp_overhead.ensure_orig_venv()),
     }
 
     def python_for(fw: str, impl: str) -> str:
@@ -685,7 +733,7 @@ def main() -> None:
                         )
                 if state == "slow":
                     asgi_overhead.set_faults(url, None)
-            for fw in ("asgi", "tornado"):
+            for fw in LOOPS:
                 for impl in ("bare", "ours", "orig"):
                     print(
                         f"[{time.monotonic() - started:5.0f} s] loop stall: {fw}, {impl}", file=sys.stderr, flush=True
@@ -821,7 +869,7 @@ def render(
         "| framework | bare max / p99 lag | ours max / p99 lag | original max / p99 lag |",
         "|---|---:|---:|---:|",
     ]
-    for fw in ("asgi", "tornado"):
+    for fw in LOOPS:
         row = [TITLES[fw]]
         for impl in ("bare", "ours", "orig"):
             r = stalls[(fw, impl)]
