@@ -4,7 +4,8 @@ adapter's own tests serve it (their helper modules are imported from ``tests/<ad
 ``served(kind, settings)`` yields a :class:`Served` with ``url`` and the middleware's ``agent``. Every app has
 ``GET /ping`` (answers ``pong``) and ``POST /echo`` (answers the JSON it got, plus ``resp_secret`` fields used by
 the security tests). Kinds: ``wsgi`` (Flask under werkzeug), ``asgi`` (Starlette under uvicorn), ``django`` (Django's
-WSGI handler under its threaded server), ``tornado`` (a Tornado ``HTTPServer``).
+WSGI handler under its threaded server), ``tornado`` (a Tornado ``HTTPServer``), ``aiohttp`` (an aiohttp
+``web.Application`` under aiohttp's own server).
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from urllib.parse import parse_qs, urlsplit
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
-for _sub in ("wsgi", "asgi", "djangoapp", "tornado_adapter"):
+for _sub in ("wsgi", "asgi", "djangoapp", "tornado_adapter", "aiohttp_adapter"):
     _p = str(TESTS / _sub)
     if _p not in sys.path:
         sys.path.append(_p)
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-KINDS = ["wsgi", "asgi", "django", "tornado"]
+KINDS = ["wsgi", "asgi", "django", "tornado", "aiohttp"]
 APP_ID = "rel-test-app"
 #: Every request must answer well under the ingestion timeouts: generous, this is no benchmark.
 PROMPT = 2.0
@@ -120,6 +121,21 @@ def tornado_app(log_function: Optional[Callable[..., Any]]) -> Any:
     return tornado.web.Application([(r"/ping", Ping), (r"/echo", Echo)], **kwargs)
 
 
+def aiohttp_app(middleware: Any) -> Any:
+    from aiohttp import web
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.Response(text="pong")
+
+    async def echo(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.json_response({"len": len(body), **RESP_SECRETS}, headers={"X-Resp-Secret": "SEKRET-RH"})
+
+    app = web.Application(middlewares=[middleware])
+    app.add_routes([web.get("/ping", ping), web.post("/echo", echo)])
+    return app
+
+
 @contextmanager
 def served(kind: str, settings: Dict[str, Any], shutdown: bool = True) -> Iterator[Served]:
     """Serve ``kind``'s app with the middleware built from ``settings``; the agent is shut down at the end."""
@@ -181,6 +197,19 @@ def served(kind: str, settings: Dict[str, Any], shutdown: bool = True) -> Iterat
             tserver.stop()
             if shutdown:
                 tmw.shutdown(2)
+    elif kind == "aiohttp":
+        from aiohttp_support import AiohttpServer
+
+        from moesif_aiohttp import MoesifMiddleware as AiohttpMiddleware
+
+        hmw = AiohttpMiddleware(settings)
+        hserver = AiohttpServer(aiohttp_app(hmw)).start()
+        try:
+            yield Served(hserver.url, hmw.agent)
+        finally:
+            hserver.stop()
+            if shutdown:
+                hmw.shutdown(2)
     else:
         raise ValueError(kind)
 
