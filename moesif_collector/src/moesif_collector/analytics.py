@@ -1,11 +1,13 @@
 """The aggregate queries behind the page's views: routes, traffic over time, users and companies.
 
 Each function takes an open connection and a WHERE clause built by ``storage._where`` (values travel as
-parameters) and leaves the counting to SQLite, so Python only sees one row per route, bucket or person.
-Percentiles are nearest-rank (rank ``ceil(p / 100 * n)``, as the totals), each read by one indexed,
-bounded query rather than a window function: SQLite's window functions sort every row (about a second
-for 100,000 events here), a LIMIT/OFFSET walk of an index takes milliseconds. The indexes are in
-``storage._INDEXES``; ``benchmarks/collector_queries.py`` measures the page's requests on 100,000 events.
+parameters). Where an index answers the filter, SQLite does the counting and Python sees one row per
+route, bucket or person; percentiles (nearest rank, ``ceil(p / 100 * n)``, as the totals) are then each
+read by one indexed, bounded query rather than a window function: SQLite's window functions sort every
+row (about a second for 100,000 events here), a LIMIT/OFFSET walk of an index takes milliseconds. Where
+no index answers it (a substring; a user or company for the route and chart indexes), the matching
+entries are read once and counted here. The indexes are in ``storage._INDEXES``;
+``benchmarks/collector_queries.py`` measures the page's requests on 100,000 events.
 """
 
 from __future__ import annotations
@@ -376,13 +378,14 @@ def people(
         }
         for pid, profile, received_at, calls, errors, first_seen, last_seen, _total in rows
     ]
-    total = int(rows[0][-1]) if rows else _count_people(conn, spec, activity, ids, params)
+    total = int(rows[0][-1]) if rows else _count_people(conn, activity, ids, params)
     if kind == "companies" and items:
         _attach_company_extras(conn, items)
     return {kind: items, "total": total, "limit": limit, "offset": offset}
 
 
-def _count_people(conn: sqlite3.Connection, spec: _Kind, activity: str, ids: str, params: Sequence[Any]) -> int:
+def _count_people(conn: sqlite3.Connection, activity: str, ids: str, params: Sequence[Any]) -> int:
+    """How many are listed when the page asked for is past the end (the rows carried no total)."""
     row = conn.execute(f"WITH {activity}, ids AS ({ids}) SELECT COUNT(*) FROM ids", list(params)).fetchone()
     return int(row[0])
 
