@@ -177,6 +177,27 @@ def test_a_blip_stays_in_memory_a_longer_outage_goes_to_disk(tmp_path: Path, mon
         agent.shutdown(1)
 
 
+def test_a_hung_collector_holds_the_workers_only_until_they_spill(
+    collector: Collector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spool_module, "SPILL_AFTER", 0.5)
+    collector.set_faults("hang")  # accepts the connection, never answers
+    agent = make_agent(collector.url, tmp_path / "spool", REQUEST_TIMEOUT=1)
+    try:
+        for i in range(30):
+            capture(agent, i)
+        wait_until(lambda: agent.snapshot()["spooled"] >= 20, what="the held batches on disk")
+        for i in range(30, 60):  # spilling now: new batches go to disk without another attempt each
+            capture(agent, i)
+        wait_until(lambda: agent.snapshot()["spooled"] == 60, timeout=30, what="the rest on disk")
+        collector.set_faults("ok")
+        agent.flush(5)
+        assert sorted(item(e) for e in collector.wait_for_events(60, timeout=30)) == list(range(60))
+        assert agent.snapshot()["dropped"] == 0
+    finally:
+        agent.shutdown(1)
+
+
 def test_what_an_earlier_process_left_is_sent_and_damaged_files_are_skipped(
     tmp_path: Path, collector: Collector, moesif_log: pytest.LogCaptureFixture
 ) -> None:
