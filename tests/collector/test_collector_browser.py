@@ -194,8 +194,9 @@ def test_live_page(browser: Any, helpers: Any, make_event: Any) -> None:
         older.click()
         wait(lambda: len(row_paths()) == 25, "the older page")
         assert "before_id=" in browser.current_url
-        browser.find_element(By.ID, "page-newest").click()
+        browser.find_element(By.ID, "page-newer").click()  # the 100 newer ones are the newest: the live page
         wait(lambda: len(row_paths()) == 100 and row_paths()[0] == "/health", "back to the newest page")
+        assert "before_id=" not in browser.current_url
 
         # Filters: path substring, then status class, then user; the table and totals follow, and the URL.
         browser.find_element(By.ID, "filter-path").send_keys("orders")
