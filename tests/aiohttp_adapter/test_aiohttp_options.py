@@ -101,3 +101,29 @@ def test_no_logging_set_up_for_the_app(collector: Any, make_middleware: Any) -> 
     before = list(root.handlers)
     make_middleware()
     assert root.handlers == before  # the original called logging.basicConfig
+
+
+def test_nothing_is_left_behind_and_nothing_global_is_replaced(
+    collector: Any, serve: Serve, make_middleware: Any
+) -> None:
+    from aiohttp.streams import StreamReader
+
+    from moesif_aiohttp import middleware
+
+    kept: list[Any] = []
+
+    async def keep(request: web.Request) -> web.Response:
+        kept.append((request.content, request.writer))
+        return web.json_response(await request.json())
+
+    app = web.Application(middlewares=[make_middleware()])
+    app.add_routes([web.post("/keep", keep)])
+    server = serve(app)
+    assert requests.post(server.url + "/keep", json={"a": 1}).json() == {"a": 1}
+    (event,) = collector.wait_for_events(1)
+    assert event["request"]["body"] == {"a": 1}
+    stream, writer = kept[0]
+    assert type(stream) is StreamReader and not middleware._READING  # the request's stream got its class back
+    assert writer._on_chunk_sent is None  # the writer stopped teeing
+    for cls, name in ((web.StreamResponse, "write"), (web.StreamResponse, "write_eof"), (StreamReader, "read")):
+        assert getattr(cls, name).__module__.startswith("aiohttp."), (cls, name)

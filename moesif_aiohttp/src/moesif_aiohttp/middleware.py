@@ -162,23 +162,23 @@ class _Call:
         self.capture = True
         self.weight: Optional[int] = None
         self.blocked_by: Optional[str] = None
-        if mw.log_body:
-            limit = mw.max_body_size
-            stream = request.content
-            if type(stream) is StreamReader:  # no body: aiohttp's EmptyStreamReader, left alone
-                self.request_body = tap = BodyTap(limit)
-                _READING[id(stream)] = (tap, stream._cursor)
-                stream.__class__ = _TeeReader
-                self.stream = stream
-            self.response_body = BodyTap(limit)
         # the payload writer is this request's own: its hooks see this call's headers and body chunks only
         writer: Any = request.writer
         self.writer = writer
         self.prev_headers_hook: HeadersHook = getattr(writer, "_on_headers_sent", None)
         self.prev_chunk_hook: ChunkHook = getattr(writer, "_on_chunk_sent", None)
         writer._on_headers_sent = self.on_headers
-        if self.response_body is not None:
+        if mw.log_body:
+            limit = mw.max_body_size
+            self.response_body = BodyTap(limit)
             writer._on_chunk_sent = self.on_chunk
+            stream = request.content
+            # no body: aiohttp's EmptyStreamReader, left alone; already teed: an outer MoesifMiddleware's
+            if type(stream) is StreamReader:
+                self.request_body = tap = BodyTap(limit)
+                _READING[id(stream)] = (tap, stream._cursor)
+                stream.__class__ = _TeeReader
+                self.stream = stream
 
     def add_headers(self, headers: CIMultiDict[str]) -> None:
         """The transaction id (unless the handler set one) and the non-blocking rules' headers (theirs win)."""
@@ -211,7 +211,7 @@ class _Call:
             self.stream = None
             _READING.pop(id(stream), None)
             stream.__class__ = StreamReader
-        if self.writer._on_chunk_sent is self.on_chunk:
+        if self.writer._on_chunk_sent == self.on_chunk:  # ==: each read of a bound method is a new object
             self.writer._on_chunk_sent = self.prev_chunk_hook
 
 
