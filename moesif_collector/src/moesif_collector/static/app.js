@@ -62,7 +62,13 @@
 
   // Change the state; push a history entry for clicks (Back undoes them), replace it while typing.
   function setState(patch, push) {
+    var filtersChanged = TEXT_FILTERS.concat(EXACT_FILTERS).some(function (k) {
+      return k in patch && patch[k] !== state[k];
+    });
     Object.keys(patch).forEach(function (k) { state[k] = patch[k]; });
+    if (filtersChanged) {  // the other tabs' counts were for the old filters: shown again when visited
+      ["routes", "users", "companies"].forEach(function (v) { $("tab-count-" + v).textContent = ""; });
+    }
     var q = query(urlState());
     var url = q ? "?" + q : window.location.pathname;
     if (push) { window.history.pushState(null, "", url); } else { window.history.replaceState(null, "", url); }
