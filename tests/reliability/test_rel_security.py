@@ -113,6 +113,8 @@ def test_an_escaped_lone_surrogate_does_not_lose_the_event(collector: Any, where
     with served("wsgi", settings_for(collector.url)) as app:
         r = requests.post(app.url + "/echo", data=data, timeout=10, headers=headers)
         assert r.status_code == 200
+        # the server ends the call (and queues its capture) just after the client has its last byte
+        wait_until(lambda: app.agent.snapshot()["queued"] >= 1, what="the capture to be queued")
         app.agent.flush(10)
         snap = app.agent.snapshot()
     assert snap["failed"] == 0, snap
