@@ -162,12 +162,22 @@ class RawCapture:
         looks at it, so captures waiting in the queue (20,000 of them while the collector is away) cost a full
         collection nothing, where a ``RawCapture``, a list or a ``BodyTap`` each is walked by every full collection
         and makes every thread wait. Also smaller. The last field is the size estimate of :meth:`size_estimate`."""
-        request_headers = _flat_headers(self.request_headers, self.wsgi_headers)
+        headers = self.request_headers
+        request_headers = (
+            tuple(chain.from_iterable(headers))
+            if type(headers) is list or type(headers) is tuple  # what every adapter gives
+            else _flat_headers(headers, self.wsgi_headers)
+        )
         size = EVENT_OVERHEAD_BYTES + len(self.uri)
-        for value in request_headers[1::2]:
-            if type(value) is str or isinstance(value, (str, bytes)):
-                size += len(value)
+        values = request_headers[1::2]
+        try:
+            size += sum(map(len, values))
+        except TypeError:  # a value that is not text or bytes (a number, say) is not counted
+            for value in values:
+                if isinstance(value, (str, bytes)):
+                    size += len(value)
         request_tap, response_tap = self.request_body, self.response_body
+        response_headers = self.response_headers
         request_body, response_body = _kept(request_tap), _kept(response_tap)
         if request_body is not None:
             size += len(request_body)
@@ -184,7 +194,9 @@ class RawCapture:
             request_body,
             0 if request_tap is None else request_tap.total,
             self.response_status,
-            _flat_headers(self.response_headers, False),
+            tuple(chain.from_iterable(response_headers))
+            if type(response_headers) is list or type(response_headers) is tuple
+            else _flat_headers(response_headers, False),
             response_body,
             0 if response_tap is None else response_tap.total,
             self.peer_ip,

@@ -32,7 +32,9 @@ class EventQueue:
         self.batch_size = batch_size
         self._items: Deque[Frozen] = deque()
         self._bytes = 0
-        self._cond = threading.Condition(threading.Lock())
+        #: the lock, held directly on the request path (a C-level ``with``, where the Condition's is a Python call)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._closed = False
         self._hurry = 0
         #: captures taken by workers and not yet reported done
@@ -57,14 +59,15 @@ class EventQueue:
         """Add ``raw`` (frozen); ``False`` (and nothing kept) when a bound is reached or the queue is closed."""
         frozen = raw.freeze()
         size = frozen[FROZEN_SIZE]
-        with self._cond:
-            if self._closed or len(self._items) >= self.max_events or self._bytes + size > self.max_bytes:
+        items = self._items
+        with self._lock:
+            if self._closed or len(items) >= self.max_events or self._bytes + size > self.max_bytes:
                 self.refused += 1
                 return False
-            self._items.append(frozen)
+            items.append(frozen)
             self._bytes += size
             self.accepted += 1
-            if len(self._items) % self.batch_size == 0:  # a batch is ready: wake one worker
+            if len(items) % self.batch_size == 0:  # a batch is ready: wake one worker
                 self._cond.notify()
         return True
 
