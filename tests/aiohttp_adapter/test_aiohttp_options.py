@@ -127,3 +127,23 @@ def test_nothing_is_left_behind_and_nothing_global_is_replaced(
     assert writer._on_chunk_sent is None  # the writer stopped teeing
     for cls, name in ((web.StreamResponse, "write"), (web.StreamResponse, "write_eof"), (StreamReader, "read")):
         assert getattr(cls, name).__module__.startswith("aiohttp."), (cls, name)
+
+
+def test_head_and_a_raised_redirect(collector: Any, serve: Serve, make_middleware: Any) -> None:
+    async def page(request: web.Request) -> web.Response:
+        if "old" in request.query:
+            raise web.HTTPFound("/page")
+        return web.json_response({"page": 1})
+
+    app = web.Application(middlewares=[make_middleware()])
+    app.add_routes([web.get("/page", page)])  # aiohttp answers HEAD for GET routes
+    server = serve(app)
+    head = requests.head(server.url + "/page")
+    moved = requests.get(server.url + "/page?old=1", allow_redirects=False)
+    assert head.status_code == 200 and head.content == b""
+    assert moved.status_code == 302 and moved.headers["Location"] == "/page"
+    events = {e["request"]["verb"] + e["request"]["uri"][len(server.url) :]: e for e in collector.wait_for_events(2)}
+    assert events["HEAD/page"]["response"]["body"] is None
+    redirect = events["GET/page?old=1"]["response"]
+    assert redirect["status"] == 302 and redirect["headers"]["Location"] == "/page"
+    assert events["GET/page?old=1"]["transaction_id"] == moved.headers["X-Moesif-Transaction-Id"]
