@@ -93,7 +93,7 @@ def caller(app: Any, method: str, path: str, headers: Dict[str, str], body: byte
     app.freeze()
     protocol = _Protocol()
     # the parsed request line and headers, as aiohttp's parser hands them over (immutable: one for every request)
-    message = make_mocked_request(method, path, headers=headers, app=app).message
+    message = make_mocked_request(method, path, headers=headers, app=app)._message  # public .message: deprecated
 
     async def one() -> None:
         loop = asyncio.get_running_loop()

@@ -51,3 +51,78 @@ class AiohttpServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
+
+
+class _Transport:
+    """An in-memory socket: keeps what the server writes."""
+
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 80)}.get(name, default)
+
+    def write(self, data: Any) -> None:
+        self.out += data
+
+    def writelines(self, data: Any) -> None:
+        for chunk in data:
+            self.out += chunk
+
+    def is_closing(self) -> bool:
+        return False
+
+
+class _Protocol:
+    """What aiohttp's request, ``StreamReader`` and ``StreamWriter`` read of the server's connection handler."""
+
+    max_field_size = 8190
+    max_line_length = 8190
+    max_headers = 128
+    peername = ("127.0.0.1", 50000)
+    sockname = ("127.0.0.1", 80)
+    ssl_context = None
+    writing_paused = False
+    _paused = False
+
+    def __init__(self) -> None:
+        self.transport = _Transport()
+
+    async def _drain_helper(self) -> None:
+        return None
+
+    def resume_reading(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def pause_reading(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+async def call_in_process(
+    app: web.Application, method: str, path: str, headers: dict[str, str], body: bytes
+) -> tuple[bytes, list[bytes], bytes]:
+    """Serve one request to ``app`` (frozen) without a socket, as aiohttp's connection handler does: the response
+    prepared and written to an in-memory transport. Returns (status line, header lines, body) as written."""
+    from aiohttp.http_writer import StreamWriter
+    from aiohttp.streams import StreamReader
+    from aiohttp.test_utils import make_mocked_request
+
+    loop = asyncio.get_running_loop()
+    protocol = _Protocol()
+    payload = StreamReader(protocol, 2**16, loop=loop)  # type: ignore[arg-type]
+    if body:
+        payload.feed_data(body)
+    payload.feed_eof()
+    writer = StreamWriter(protocol, loop)  # type: ignore[arg-type]
+    message = make_mocked_request(method, path, headers=headers, app=app)._message  # (its public alias warns: deprecated)
+    task: Any = asyncio.current_task()
+    request = web.Request(message, payload, protocol, writer, task, loop)  # type: ignore[arg-type]
+    try:
+        response = await app._handle(request)
+    except web.HTTPException as exc:  # what aiohttp's connection handler does with one
+        response = exc
+    await response.prepare(request)
+    await response.write_eof()
+    head, _, sent_body = bytes(protocol.transport.out).partition(b"\r\n\r\n")
+    status, *lines = head.split(b"\r\n")
+    return status, lines, sent_body

@@ -2,7 +2,8 @@
 bare app's, byte for byte, and the event the worker would send is sensible (strict JSON, status and verb as
 answered). The agents' ``capture`` is replaced by a list and events are built with the agent's own builder, which
 is what a flush sends. (Tornado is left out: it has no in-process entry point cheap enough to run this many
-examples; its HTTP parsing is Tornado's own and its adapter reads only the finished handler.)"""
+examples; its HTTP parsing is Tornado's own and its adapter reads only the finished handler. aiohttp is served
+in-process through its real request, stream reader and writer, minus the socket.)"""
 
 from __future__ import annotations
 
@@ -285,3 +286,83 @@ def test_django_bad_input(config: str) -> None:
             run()
         finally:
             moesifdjango.shutdown(timeout=0)
+
+
+# -- aiohttp: web.Application served in-process (aiohttp_support.call_in_process) ---------------------------------
+
+
+def aiohttp_anything(middleware: Any = None) -> Any:
+    from aiohttp import web
+
+    async def anything(request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            parsed = json.loads(body) is not None
+        except (ValueError, RecursionError):
+            parsed = False
+        return web.json_response(
+            {
+                "path": request.raw_path,
+                "q": len(request.query_string),
+                "len": len(body),
+                "json": parsed,
+                "odd": request.headers.get("X-Odd", ""),
+            },
+            status=418 if body[:1] == b"!" else 200,
+        )
+
+    app = web.Application(middlewares=[middleware] if middleware is not None else [])
+    app.router.add_route("*", "/{p:.*}", anything)
+    app.freeze()
+    return app
+
+
+def aiohttp_parts(req: Req) -> Tuple[str, Dict[str, str]]:
+    path = "/" + req.path.decode("latin-1")
+    if req.query:
+        path += "?" + req.query.decode("latin-1")
+    headers = {"Host": "testserver", "X-Odd": req.odd, "Content-Length": str(len(req.body))}
+    if req.auth is not None:
+        headers["Authorization"] = req.auth
+    if req.content_type is not None:
+        headers["Content-Type"] = req.content_type
+    return path, headers
+
+
+def sent_headers(lines: List[bytes]) -> List[bytes]:
+    """The header lines but the date (aiohttp writes the current second) and the transaction id."""
+    return [h for h in lines if not h.lower().startswith((b"date:", TID.lower().encode() + b":"))]
+
+
+@pytest.mark.parametrize("config", list(CALLBACKS))
+def test_aiohttp_bad_input(config: str) -> None:
+    from aiohttp_support import call_in_process
+    from hypothesis import reject
+
+    from moesif_aiohttp import MoesifMiddleware
+
+    mw = MoesifMiddleware(settings_for(DEAD, **CALLBACKS[config]))
+    rec = Recorder(mw.agent)
+    bare, wrapped = aiohttp_anything(), aiohttp_anything(mw)
+    loop = asyncio.new_event_loop()
+
+    @FUZZ
+    @given(req=requests_)
+    def run(req: Req) -> None:
+        path, headers = aiohttp_parts(req)
+        try:
+            first = loop.run_until_complete(call_in_process(bare, req.method, path, headers, req.body))
+        except ValueError:  # a path or header aiohttp's own request refuses to build: it reaches no app
+            reject()
+        second = loop.run_until_complete(call_in_process(wrapped, req.method, path, headers, req.body))
+        assert (second[0], sent_headers(second[1]), second[2]) == (first[0], sent_headers(first[1]), first[2])
+        tid = next((h.split(b":", 1)[1].strip().decode() for h in second[1] if h.lower().startswith(b"x-moesif")), None)
+        events = rec.take()
+        assert len(events) == 1
+        check_event(events[0], status=int(first[0].split()[1]), method=req.method, tid=tid, config=config)
+
+    try:
+        run()
+    finally:
+        loop.close()
+        mw.agent.shutdown(0)
