@@ -114,7 +114,8 @@ async def call_in_process(
         payload.feed_data(body)
     payload.feed_eof()
     writer = StreamWriter(protocol, loop)  # type: ignore[arg-type]
-    message = make_mocked_request(method, path, headers=headers, app=app)._message  # (its public alias warns: deprecated)
+    # the parsed request line and headers (by their private name: the public .message is deprecated)
+    message = make_mocked_request(method, path, headers=headers, app=app)._message
     task: Any = asyncio.current_task()
     request = web.Request(message, payload, protocol, writer, task, loop)  # type: ignore[arg-type]
     try:

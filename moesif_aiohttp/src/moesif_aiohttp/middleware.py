@@ -14,12 +14,12 @@ core's. What it does per call, and why that way:
   handed out (at most ``MAX_BODY_SIZE`` kept), and gets its class back when the call ends. No other request, and
   nothing global, is touched. A body the handler never reads is not read for it (it is not in the event), unless
   an outer middleware read it whole: then the bytes aiohttp keeps after ``read()`` are used.
-- **Response body**: a response the handler returns unprepared (``web.Response``, ``json_response``) carries its
-  body: it is copied from there (up to the cap); a body given as a file or another payload object, or a
-  ``FileResponse`` (sent with ``sendfile``), is not read for the event, which then has none. A response the handler prepared and wrote itself (a
-  ``StreamResponse``, server-sent events with ``aiohttp_sse``) is teed as it is written, through the per-request
-  hooks aiohttp's payload writer calls for every chunk and before the headers go out (the writer belongs to this
-  request alone). Nothing is held back: a streamed response streams.
+- **Response body**: a response the handler returns unprepared (``web.Response``, ``json_response``) carries its body:
+  it is copied from there (up to the cap); a body given as a file or another payload object, or a ``FileResponse``
+  (sent with ``sendfile``), is not read for the event, which then has none. A response the handler prepared and wrote
+  itself (a ``StreamResponse``, server-sent events with ``aiohttp_sse``) is teed as it is written, through the
+  per-request hooks aiohttp's payload writer calls for every chunk and before the headers go out (the writer belongs
+  to this request alone). Nothing is held back: a streamed response streams.
 - **Headers**: ``X-Moesif-Transaction-Id`` (the core's rule: the client's id when sane, else a new one) and the
   headers of non-blocking governance rules go on the response before it is sent, whichever way it is sent. The
   event's response headers are those the response has when the handler returns (aiohttp adds ``Content-Length``,
