@@ -131,6 +131,25 @@ def tests(session: nox.Session) -> None:
         session.run("pytest", "tests/djangoapp")
 
 
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Deep fuzzing, not part of ``tests``: 10,000 examples per adapter (WSGI, ASGI, Django, Tornado, outgoing) and
+    against the collector's ingestion API and page JSON, with a random seed each run (``tests/fuzz/fuzz_deep.py``).
+    A failing example is kept in ``tests/fuzz/regressions.json``, which the default suite replays. Set
+    ``MOESIF_FUZZ_EXAMPLES`` for another count; pytest arguments go after ``--`` (``-- -k ingest``)."""
+    session.install(*[arg for p in _local_packages() for arg in ("-e", p)], *TEST_DEPS)
+    session.run(
+        "pytest",
+        "tests/fuzz/fuzz_deep.py",
+        "-p",
+        "no:cacheprovider",
+        "-s",
+        "--timeout=0",
+        *session.posargs,
+        env={"MOESIF_FUZZ_EXAMPLES": os.environ.get("MOESIF_FUZZ_EXAMPLES", "10000")},
+    )
+
+
 DEMO_DEPS = ["requests", "flask", "fastapi", "uvicorn", "python-multipart", "django~=5.2.0", "tornado", "aiohttp"]
 
 

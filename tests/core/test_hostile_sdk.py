@@ -76,6 +76,21 @@ def test_codec_round_trips_big_integers() -> None:
     assert loads(b'{"price": 1.5, "id": 42}') == {"price": 1.5, "id": 42}
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": "\\ud800", "n": 1}',
+        b'{"a": "\xed\xa0\x80", "n": 1}',
+        b'{"a": "\xed\xa0\x80", "n": 10000000000000000000}',
+    ],
+)
+def test_lone_surrogates_are_not_json_in_any_spelling(raw: bytes) -> None:
+    """Found by ``nox -s fuzz``: a surrogate as raw bytes (not UTF-8, but the standard library takes it) slipped past
+    the escape check, and the event then failed to serialise; now the body is treated as not JSON (sent as base64)."""
+    with pytest.raises(ValueError, match="lone surrogate"):
+        loads(raw)
+
+
 # -- 8. secrets in logs -----------------------------------------------------------------------------------------------
 
 

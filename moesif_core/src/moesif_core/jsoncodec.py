@@ -26,7 +26,9 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-_ESCAPED_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]").search
+#: A surrogate as an escape (``\\ud800``) or as raw bytes (ED A0..BF: not UTF-8, but ``json.loads`` of bytes
+#: decodes with ``surrogatepass`` and takes them).
+_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]|\xed[\xa0-\xbf]").search
 #: Every byte but a digit becomes a space; then 19 zeros in a row mark 19 digits in a row, which the shortest
 #: integer outside orjson's exact range (-2^63 .. 2^64-1) has. Two C passes: ~1 us for 1.6 KB, where a regex
 #: takes ~20 us and orjson's whole parse ~14 us.
@@ -39,9 +41,10 @@ def _long_digits(data: bytes) -> bool:
 
 
 def _checked(value: Any, data: bytes) -> Any:
-    """``"\\ud800"`` is valid JSON for a string UTF-8 cannot hold: such a body is treated as not JSON (it goes as
-    base64) rather than sinking the batch it would be serialised in."""
-    if _ESCAPED_SURROGATE(data):
+    """``"\\ud800"`` is valid JSON for a string UTF-8 cannot hold (and the standard library also takes it as raw
+    bytes): such a body is treated as not JSON (it goes as base64) rather than sinking the batch it would be
+    serialised in."""
+    if _SURROGATE(data):
         try:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError as exc:
