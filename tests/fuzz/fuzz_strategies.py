@@ -123,7 +123,8 @@ out_requests = st.builds(
     client=st.sampled_from(["requests", "httpx"]),
     method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
     path=st.binary(max_size=30),
-    odd=st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40),
+    # requests and httpx refuse a header value with leading or trailing whitespace themselves
+    odd=st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40).map(str.strip),
     body=st.one_of(st.binary(max_size=300), payloads()),
     status=st.sampled_from([200, 201, 204, 301, 304, 400, 401, 404, 418, 429, 500, 503]),
     content_type=st.sampled_from(["application/json", "text/plain; charset=utf-8", "application/octet-stream"]),
