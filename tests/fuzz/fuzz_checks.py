@@ -220,9 +220,15 @@ def _tornado(config: str) -> Tuple[int, int, Recorder]:
     return bare.port, wrapped.port, Recorder(mw.agent)
 
 
-def _raw_http(port: int, head: bytes, body: bytes) -> Tuple[int, List[Tuple[str, str]], bytes]:
+def _raw_http(
+    port: int, head: bytes, body: bytes, half_close: bool = False
+) -> Tuple[int, List[Tuple[str, str]], bytes]:
+    """One request on a new connection; ``half_close``: then shut the sending side, so a server waiting for more of
+    an incomplete body (a chunk size larger than what follows) sees the end at once instead of a stall."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(head + body)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
         resp = http.client.HTTPResponse(sock)
         resp.begin()
         data = resp.read()
@@ -345,7 +351,7 @@ def check_outgoing(req: OutReq) -> None:
 
 # -- the collector: /v1 ingestion and the page's JSON ---------------------------------------------------------------
 
-INGEST_OK = {200, 201, 204, 400, 401, 404, 405, 411, 413, 415, 503}
+INGEST_OK = {200, 201, 204, 400, 401, 404, 405, 408, 411, 413, 415, 503}
 
 
 @dataclass
@@ -388,7 +394,8 @@ def _collector_call(method: str, target: str, headers: Dict[str, str], body: byt
             payload = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n"
         else:
             payload = framing.encode("latin-1") + b"\r\n" + body + b"\r\n0\r\n\r\n"
-    status, _, data = _raw_http(collector.port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), payload)
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    status, _, data = _raw_http(collector.port, head, payload, half_close=True)
     return status, data
 
 

@@ -100,6 +100,8 @@ class Request:
             if "chunked" not in (self.header("transfer-encoding") or "").lower():
                 self.body_attempted = False  # refused before a byte was read: discard_body can still drop it
             raise
+        except OSError as exc:  # the client stalled past the connection timeout, or went away mid-body
+            raise BodyError(408, f"the body did not arrive ({type(exc).__name__})", drained=False) from None
         self.body_consumed = True
         return data
 
@@ -108,7 +110,10 @@ class Request:
         if self.body_attempted or not self.has_body:
             return
         self.body_attempted = True
-        self.body_consumed = drain(self._rfile, self.headers, self.max_body)
+        try:
+            self.body_consumed = drain(self._rfile, self.headers, self.max_body)
+        except OSError:  # stalled or gone: the connection is closed after the answer
+            self.body_consumed = False
 
 
 def json_response(status: int, value: Any, headers: dict[str, str] | None = None) -> Response:
@@ -127,6 +132,7 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
         403: "Forbidden",
         404: "Not Found",
         405: "Method Not Allowed",
+        408: "Request Timeout",
         411: "Length Required",
         413: "Payload Too Large",
         415: "Unsupported Media Type",
