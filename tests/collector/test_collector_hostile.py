@@ -11,6 +11,7 @@ import stat
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -134,6 +135,53 @@ def test_serve_on_loopback_prints_no_warning(tmp_path: Path, helpers: Any) -> No
     proc.terminate()
     _, err = proc.communicate(timeout=15)
     assert "WARNING" not in err
+
+
+def test_optional_token_guards_page_api_and_admin(make_event: Any) -> None:
+    token = 's3cret; with=odd "chars"'
+    with Collector(token=token) as guarded:
+
+        def call(method: str, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+            conn = http.client.HTTPConnection("127.0.0.1", guarded.port, timeout=10)
+            body = json.dumps([make_event()]).encode() if method == "POST" else None
+            conn.request(method, path, body=body, headers={"X-Moesif-Application-Id": APP, **(headers or {})})
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            return response
+
+        assert call("POST", "/v1/events/batch").status == 201  # SDKs never need it
+        for path in ("/", "/api/calls", "/static/app.js", "/_admin/health"):
+            assert call("GET", path).status == 401, path
+            assert call("GET", path, {"Authorization": "Bearer wrong"}).status == 401, path
+            assert call("GET", path, {"Authorization": f"Bearer {token}"}).status == 200, path
+        assert call("GET", "/?token=wrong").status == 401
+        opened = call("GET", "/?" + urlencode({"token": token}))
+        assert opened.status == 303 and opened.getheader("Location") == "/"
+        cookie = opened.getheader("Set-Cookie") or ""
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        jar = cookie.split(";", 1)[0]
+        assert call("GET", "/api/calls", {"Cookie": jar}).status == 200
+        assert call("GET", "/api/calls", {"Cookie": "moesif_collector_token=nope"}).status == 401
+
+
+def test_stats_and_tail_send_the_token(helpers: Any, make_event: Any) -> None:
+    with Collector(token="t0k") as guarded:
+        c = helpers.Client(guarded.url)
+        assert c.post("/v1/events", make_event(1)).status == 201
+        c.close()
+        for command in (("stats", "--json"), ("tail", "--no-follow")):
+            refused = subprocess.run(
+                helpers.cli(*command, "--url", guarded.url), capture_output=True, text=True, timeout=30
+            )
+            assert refused.returncode == 2 and "401" in refused.stderr
+            done = subprocess.run(
+                helpers.cli(*command, "--url", guarded.url, "--token", "t0k"),
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert done.returncode == 0 and ("/api/items" in done.stdout or '"calls": 1' in done.stdout), done
 
 
 # -- 3. terminal escapes ----------------------------------------------------------------------------------------------

@@ -11,14 +11,22 @@ to it as if it were same-origin:
   ``/_admin`` writes need ``Content-Type: application/json`` (which a browser sends only after a preflight, which
   is refused), and a browser's ``Origin``, when present, must be the collector's own.
 
+- **An optional token** (``serve --token``, for a collector others can reach): the page, ``/api`` and ``/_admin``
+  then need ``Authorization: Bearer TOKEN`` or the cookie that opening ``/?token=TOKEN`` once sets (``HttpOnly``,
+  ``SameSite=Strict``); anything else is a 401.
+
 ``/v1`` is exempt: it is the ingestion API, open to any origin by design (as the real one is, with
 ``Access-Control-Allow-Origin: *``), and SDKs reach it under whatever name ``BASE_URI`` uses.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from http.cookies import CookieError, SimpleCookie
+
+TOKEN_COOKIE = "moesif_collector_token"
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "[::]"})
@@ -86,3 +94,31 @@ def same_origin(origin: str | None, host_header: str | None) -> bool:
     if origin is None:
         return True
     return host_header is not None and origin.strip().lower() == f"http://{host_header.strip().lower()}"
+
+
+def has_token(token: str, headers: Mapping[str, str]) -> bool:
+    """Whether a request carries ``token``: ``Authorization: Bearer TOKEN`` or the cookie (``headers``: lower-case)."""
+    authorization = headers.get("authorization", "")
+    if authorization[:7].lower() == "bearer " and _same(authorization[7:].strip(), token):
+        return True
+    try:
+        cookie = SimpleCookie(headers.get("cookie", ""))
+    except CookieError:
+        return False
+    morsel = cookie.get(TOKEN_COOKIE)
+    return morsel is not None and _same(morsel.value, token)
+
+
+def _same(given: str, token: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8", "replace"), token.encode("utf-8"))
+
+
+def token_cookie(token: str) -> str:
+    """The ``Set-Cookie`` value that lets a browser in once it opened ``/?token=TOKEN``."""
+    cookie: SimpleCookie = SimpleCookie()
+    cookie[TOKEN_COOKIE] = token  # quoted as needed
+    morsel = cookie[TOKEN_COOKIE]
+    morsel["path"] = "/"
+    morsel["httponly"] = True
+    morsel["samesite"] = "Strict"
+    return morsel.OutputString()

@@ -24,10 +24,12 @@ class CollectorApp:
         refresh_ms: int = 1000,
         max_inflight: int = DEFAULT_MAX_INFLIGHT,
         hosts: HostPolicy | None = None,
+        token: str | None = None,
     ) -> None:
         """Bundle the parts; ``refresh_ms`` is the web page's default polling interval, ``max_inflight`` the
         body bytes all requests may hold at once (see ``inflight.py``), ``hosts`` the ``Host`` names the page,
-        ``/api`` and ``/_admin`` answer to (see ``access.py``; default: loopback names only)."""
+        ``/api`` and ``/_admin`` answer to (see ``access.py``; default: loopback names only), ``token`` the secret
+        they need when set (see ``access.py``)."""
         self.storage = storage
         self.config = config
         self.rules = rules
@@ -36,6 +38,7 @@ class CollectorApp:
         self.faults = FaultController()
         self.inflight = InflightBudget(max_inflight)
         self.hosts = hosts if hosts is not None else HostPolicy("127.0.0.1")
+        self.token = token or None
         self.stopping = threading.Event()
 
     def config_etag(self) -> str:

@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Any, Callable
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from . import __version__
 from .body import DEFAULT_MAX_BODY
@@ -33,7 +33,12 @@ DEFAULT_DB = "moesif-collector.db"
 NOT_LOOPBACK_WARNING = (
     "moesif-collector: WARNING: listening on {host}, which other machines can reach. The page, /api and /_admin"
     " have no authentication: anyone who can reach this port can read every captured call (headers, bodies,"
-    " tokens), inject faults and delete the data. Bind to 127.0.0.1 unless this network is yours alone."
+    " tokens), inject faults and delete the data. Bind to 127.0.0.1 unless this network is yours alone, or set"
+    " --token."
+)
+NOT_LOOPBACK_WITH_TOKEN = (
+    "moesif-collector: WARNING: listening on {host}, which other machines can reach. The page, /api and /_admin"
+    " need the token, but travel unencrypted (no TLS): use it only on a network you trust."
 )
 
 
@@ -71,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also answer the page, /api and /_admin under this Host name (repeatable; '*' for any);"
         " loopback names and the bound address always work",
     )
+    serve.add_argument(
+        "--token",
+        default=os.environ.get("MOESIF_COLLECTOR_TOKEN") or None,
+        help="require this secret for the page, /api and /_admin (open /?token=... once, or send"
+        " Authorization: Bearer ...); default: $MOESIF_COLLECTOR_TOKEN, else none. /v1 never needs it",
+    )
     serve.add_argument("--refresh-ms", type=int, default=1000, help="web page polling interval (default 1000)")
     serve.add_argument("--verbose", action="store_true", help="log every request on stderr")
 
@@ -83,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     source = tail.add_mutually_exclusive_group()
     source.add_argument("--db", help=f"read this SQLite file (default ./{DEFAULT_DB})")
     source.add_argument("--url", help="read from a running collector, e.g. http://127.0.0.1:5080")
+    tail.add_argument("--token", default=os.environ.get("MOESIF_COLLECTOR_TOKEN"), help="the collector's --token")
     tail.add_argument("-n", "--lines", type=int, default=10, help="recent calls to print first (default 10)")
     tail.add_argument("--interval", type=float, default=0.5, help="seconds between polls (default 0.5)")
     tail.add_argument("--no-follow", action="store_true", help="print the recent calls and exit")
@@ -94,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     source = stats.add_mutually_exclusive_group()
     source.add_argument("--db", help=f"read this SQLite file (default ./{DEFAULT_DB})")
     source.add_argument("--url", help="read from a running collector")
+    stats.add_argument("--token", default=os.environ.get("MOESIF_COLLECTOR_TOKEN"), help="the collector's --token")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_filters(stats)
 
@@ -144,6 +157,7 @@ def _serve(args: argparse.Namespace) -> int:
             verbose=args.verbose,
             max_inflight=args.max_inflight,
             allowed_hosts=args.allow_host,
+            token=args.token,
         ).start()
     except OSError as exc:
         raise _CliError(f"cannot start: {exc}") from None
@@ -155,12 +169,13 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"moesif-collector listening on {collector.url}", flush=True)
-    print(f"  web page: {collector.url}/", flush=True)
+    print(f"  web page: {collector.url}/{'?token=' + quote(args.token) if args.token else ''}", flush=True)
     print(f"  database: {os.path.abspath(args.db) if args.db != ':memory:' else ':memory:'}", flush=True)
     print(f"  config:   {collector.config_file.resolve()}", flush=True)
     print(f"  rules:    {collector.rules_file.resolve()}", flush=True)
     if not collector.app.hosts.loopback_only:
-        print(NOT_LOOPBACK_WARNING.format(host=args.host), file=sys.stderr, flush=True)
+        warning = NOT_LOOPBACK_WARNING if not args.token else NOT_LOOPBACK_WITH_TOKEN
+        print(warning.format(host=args.host), file=sys.stderr, flush=True)
     try:
         while not stop.wait(0.5):
             pass
@@ -181,9 +196,10 @@ def _open_db(path: str | None) -> Storage:
     return Storage(db)
 
 
-def _get_json(url: str) -> Any:
+def _get_json(url: str, token: str | None = None) -> Any:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(request, timeout=10) as resp:
             return json.loads(resp.read().decode("utf-8"))
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise _CliError(f"cannot read {url}: {exc}") from None
@@ -205,7 +221,7 @@ def _calls_source(
                 "after_id": str(flt.after_id) if flt.after_id else "",
                 "order": "desc" if newest_first else "asc",
             }
-            data = _get_json(f"{base}/api/calls?{urlencode({k: v for k, v in query.items() if v})}")
+            data = _get_json(f"{base}/api/calls?{urlencode({k: v for k, v in query.items() if v})}", args.token)
             calls: list[dict[str, Any]] = data["calls"]
             return calls
 
@@ -254,7 +270,7 @@ def _stats(args: argparse.Namespace) -> int:
     if args.url:
         flt = _filter(args)
         query = urlencode({k: v for k, v in {"path": flt.path, "status": flt.status, "user": flt.user}.items() if v})
-        data = _get_json(f"{args.url.rstrip('/')}/api/stats" + (f"?{query}" if query else ""))
+        data = _get_json(f"{args.url.rstrip('/')}/api/stats" + (f"?{query}" if query else ""), args.token)
     else:
         storage = _open_db(args.db)
         try:

@@ -66,6 +66,7 @@ class Collector:
         verbose: bool = False,
         max_inflight: int = DEFAULT_MAX_INFLIGHT,
         allowed_hosts: Sequence[str] = (),
+        token: str | None = None,
     ) -> None:
         """Prepare (not start) a collector.
 
@@ -73,7 +74,8 @@ class Collector:
         ``db_path=":memory:"`` keeps the data in memory (and the JSON files in a temporary directory).
         ``config``/``rules``, when given, are written to the files at start (replacing their content).
         ``max_inflight`` bounds the body bytes all requests hold at once; ``allowed_hosts`` are ``Host`` names the
-        page, ``/api`` and ``/_admin`` answer to besides the bound address and loopback names (``"*"``: any).
+        page, ``/api`` and ``/_admin`` answer to besides the bound address and loopback names (``"*"``: any);
+        ``token``, when given, is then needed by the page, ``/api`` and ``/_admin`` (see ``access.py``).
         """
         self._tmpdir: str | None = None
         if db_path is None:
@@ -96,6 +98,7 @@ class Collector:
         self._verbose = verbose
         self._max_inflight = max_inflight
         self._allowed_hosts = tuple(allowed_hosts)
+        self._token = token
         self._server: CollectorHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._app: CollectorApp | None = None
@@ -127,6 +130,7 @@ class Collector:
                 refresh_ms=self._refresh_ms,
                 max_inflight=self._max_inflight,
                 hosts=HostPolicy(self._host, self._allowed_hosts),
+                token=self._token,
             )
             server = CollectorHTTPServer(self._host, self._requested_port, app, verbose=self._verbose)
         except BaseException:

@@ -10,6 +10,7 @@ stopping the server closes them (hung fault requests included) instead of leavin
 from __future__ import annotations
 
 import contextlib
+import hmac
 import socket
 import sys
 import threading
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import __version__, admin, api, web
+from .access import has_token, token_cookie
 from .app import CollectorApp
 from .http_types import Request, Response, error_response
 from .text import printable
@@ -71,6 +73,15 @@ class CollectorHTTPServer(ThreadingHTTPServer):
         """Report unexpected errors outside a handler on stderr, without stopping the server."""
         if self.verbose:
             super().handle_error(request, client_address)
+
+
+def _token_answer(token: str, req: Request) -> Response:
+    """Without the token: ``/?token=TOKEN`` sets the cookie and goes to the page; anything else is a 401."""
+    if req.path == "/" and req.param("token") and hmac.compare_digest(req.param("token").encode(), token.encode()):
+        return Response(303, headers={"Location": "/", "Set-Cookie": token_cookie(token), "Cache-Control": "no-store"})
+    return error_response(
+        401, "this collector needs its token: open /?token=TOKEN once, or send Authorization: Bearer TOKEN"
+    )
 
 
 class CollectorHandler(BaseHTTPRequestHandler):
@@ -160,6 +171,8 @@ class CollectorHandler(BaseHTTPRequestHandler):
                 response = api.handle(app, req)
             elif not app.hosts.allows(req.header("host")):
                 response = error_response(403, app.hosts.refusal(req.header("host")))
+            elif app.token and not has_token(app.token, req.headers):
+                response = _token_answer(app.token, req)
             elif path.startswith("/_admin/"):
                 response = admin.handle(app, req)
             else:
