@@ -2,7 +2,7 @@
 
 ``nox -s tests`` runs lint, types and the whole default suite (what CI runs), installing the browser the browser
 test drives where it can; ``nox -s lint`` runs ruff and mypy --strict alone; ``nox -s wheels`` builds every
-package's sdist and wheel into ``dist/``.
+package's sdist and wheel into ``dist/``; ``nox -s fuzz`` fuzzes at depth (not part of ``tests``).
 """
 
 from __future__ import annotations
