@@ -119,6 +119,12 @@ class _TeeReader(StreamReader):
         return data
 
 
+def _uri(request: web.Request) -> str:
+    """The URL as the client asked for it: scheme, host, then the path and query as sent (``request.url`` is the
+    same built through yarl, normalised and at twice the cost)."""
+    return f"{request.scheme}://{request.host}{request.raw_path}"
+
+
 async def _awaited(value: Any, name: str) -> Any:
     """A callback's result, awaited when it is awaitable; ``None`` (logged) if that raises."""
     if not inspect.isawaitable(value):
@@ -318,7 +324,7 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
             company_id = await _awaited(
                 call_user(s.identify_company, "IDENTIFY_COMPANY", request, None), "IDENTIFY_COMPANY"
             )
-        early.govern(str(request.url), user_id, company_id, body)
+        early.govern(_uri(request), user_id, company_id, body)
         if not early.blocked:
             call.extra_headers = early.headers
             return None
@@ -361,7 +367,7 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
                 response_body.feed(bytes(body))
         return RawCapture(
             method=request.method,
-            uri=str(request.url),
+            uri=_uri(request),
             request_time=call.request_time,
             request_headers=cast(HeaderPairs, request.raw_headers),  # bytes pairs: the worker decodes them
             request_body=request_body,
