@@ -133,8 +133,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def fuzz(session: nox.Session) -> None:
-    """Deep fuzzing, not part of ``tests``: 10,000 examples per adapter (WSGI, ASGI, Django, Tornado, outgoing) and
-    against the collector's ingestion API and page JSON, with a random seed each run (``tests/fuzz/fuzz_deep.py``).
+    """Deep fuzzing, not part of ``tests``: 10,000 examples per adapter (WSGI, ASGI, Django, Tornado, aiohttp,
+    outgoing) and against the collector's ingestion API and page JSON, with a random seed each run
+    (``tests/fuzz/fuzz_deep.py``).
     A failing example is kept in ``tests/fuzz/regressions.json``, which the default suite replays. Set
     ``MOESIF_FUZZ_EXAMPLES`` for another count; pytest arguments go after ``--`` (``-- -k ingest``)."""
     session.install(*[arg for p in _local_packages() for arg in ("-e", p)], *TEST_DEPS)

@@ -4,9 +4,9 @@ replays every kept example (``test_fuzz_regressions.py``).
 
 Targets, and what must hold for every input:
 
-- ``wsgi`` (Flask), ``asgi`` (Starlette), ``django``, ``tornado``: the response is the bare app's (status, headers
-  but the transaction id, body), and the one event is strict JSON with the status and verb answered; under each
-  callback configuration of ``rel_fuzz.CALLBACKS`` (none, raising, wrong types).
+- ``wsgi`` (Flask), ``asgi`` (Starlette), ``django``, ``tornado``, ``aiohttp``: the response is the bare app's
+  (status, headers but the transaction id, body), and the one event is strict JSON with the status and verb
+  answered; under each callback configuration of ``rel_fuzz.CALLBACKS`` (none, raising, wrong types).
 - ``outgoing``: a ``requests`` or ``httpx`` call gets exactly what the server answered, and the event is sane.
 - ``ingest``: the collector's ``/v1`` answers a 2xx/4xx/503 with a JSON error naming the problem (never a 500,
   never a hang), with any framing (length, chunked, hostile chunk-size lines); what it stored is shown by the
@@ -36,7 +36,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote, urlencode
 
 HERE = Path(__file__).resolve().parent
-for _sub in ("reliability", "wsgi", "asgi", "djangoapp", "tornado_adapter"):
+for _sub in ("reliability", "wsgi", "asgi", "djangoapp", "tornado_adapter", "aiohttp_adapter"):
     _p = str(HERE.parent / _sub)
     if _p not in sys.path:
         sys.path.append(_p)
@@ -57,7 +57,7 @@ def release() -> None:
             _TEARDOWN.pop()()
         except Exception:  # noqa: BLE001 - take down the rest regardless
             pass
-    for cached in (_wsgi, _asgi, _django, _tornado, _outgoing, _collector):
+    for cached in (_wsgi, _asgi, _django, _tornado, _aiohttp, _outgoing, _collector):
         cached.cache_clear()
 
 
@@ -184,6 +184,39 @@ def check_django(config: str, req: Req) -> None:
         s1, h1, b1 = django_call(wrapped, req)
     assert (s1, _without_tid(h1), b1) == (s0, h0, b0)
     _check_one(rec.take(), s0, req.method, _tid(h1), config)
+
+
+# -- aiohttp: the reliability suite's app, served in process (aiohttp's real request, reader and writer) -----------
+
+
+@cache
+def _aiohttp(config: str) -> Tuple[Any, Any, Recorder, asyncio.AbstractEventLoop]:
+    from test_rel_fuzz import aiohttp_anything
+
+    from moesif_aiohttp import MoesifMiddleware
+
+    mw = MoesifMiddleware(settings_for(DEAD, **CALLBACKS[config]))
+    loop = asyncio.new_event_loop()
+    _TEARDOWN.extend([loop.close, lambda: mw.agent.shutdown(0)])
+    return aiohttp_anything(), aiohttp_anything(mw), Recorder(mw.agent), loop
+
+
+def check_aiohttp(config: str, req: Req) -> None:
+    from aiohttp_support import call_in_process
+    from test_rel_fuzz import TID as TID_HEADER
+    from test_rel_fuzz import aiohttp_parts, sent_headers
+
+    bare, wrapped, rec, loop = _aiohttp(config)
+    path, headers = aiohttp_parts(req)
+    try:
+        first = loop.run_until_complete(call_in_process(bare, req.method, path, headers, req.body))
+    except ValueError:  # a path or header aiohttp's own request refuses to build: it reaches no app
+        return
+    second = loop.run_until_complete(call_in_process(wrapped, req.method, path, headers, req.body))
+    assert (second[0], sent_headers(second[1]), second[2]) == (first[0], sent_headers(first[1]), first[2])
+    prefix = TID_HEADER.lower().encode() + b":"
+    tid = next((h.split(b":", 1)[1].strip().decode() for h in second[1] if h.lower().startswith(prefix)), None)
+    _check_one(rec.take(), int(first[0].split()[1]), req.method, tid, config)
 
 
 # -- Tornado: a real HTTPServer each (bare and wrapped), raw HTTP/1.1 over loopback -----------------------------------
@@ -455,13 +488,14 @@ CHECKS = {
     "asgi": check_asgi,
     "django": check_django,
     "tornado": check_tornado,
+    "aiohttp": check_aiohttp,
     "outgoing": check_outgoing,
     "ingest": check_ingest,
     "page": check_page,
 }
 #: The example type of each target (the adapters' examples carry a callback configuration too).
 EXAMPLE_TYPES = {"outgoing": OutReq, "ingest": IngestReq, "page": PageReq}
-ADAPTERS = ("wsgi", "asgi", "django", "tornado")
+ADAPTERS = ("wsgi", "asgi", "django", "tornado", "aiohttp")
 
 
 def run_check(target: str, config: Optional[str], example: Any) -> None:
