@@ -6,6 +6,7 @@ A failure names the README; ``python tools/readme_sections.py`` rewrites the sec
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -52,3 +53,30 @@ def test_readme_sections_are_current(package: str) -> None:
     if package:
         assert "| `APPLICATION_ID` | str | required |" in current
         assert "## Migrating from the original" in current
+
+
+#: The originals' versions the docs compare ours with (moesifwsgi, moesifdjango, moesifasgi, moesiftornado,
+#: moesifpythonrequest, moesif-aiohttp).
+ORIGINAL_VERSIONS = {"1.10.5", "2.3.13", "1.1.8", "0.1.4", "0.3.5", "1.1.0"}
+
+
+def test_docs_name_the_family_version() -> None:
+    """A release changes ``VERSION``; every version the READMEs, docs/migrating.md and the changelog name as ours
+    must follow (an x.y.z that is not an original's is ours), and it stays above every original's."""
+    from packaging.version import Version
+
+    version = (ROOT / "VERSION").read_text().strip()
+    assert all(Version(version) > Version(v) for v in ORIGINAL_VERSIONS)
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    headings = re.findall(r"^## (\S+)", changelog, re.M)
+    assert headings and headings[0] == version, "CHANGELOG.md: the first entry is this release's"
+    texts = {path: path.read_text() for path in [ROOT / "README.md", ROOT / "docs" / "migrating.md"]}
+    texts.update({path: path.read_text() for path in ROOT.glob("*/README.md")})
+    texts[ROOT / "CHANGELOG.md"] = "\n## ".join(changelog.split("\n## ")[:2])  # older entries keep their versions
+    stale = {
+        f"{path.relative_to(ROOT)}: {found}"
+        for path, text in texts.items()
+        for found in re.findall(r"(?<![\d.])\d+\.\d+\.\d+(?![\d.])", text)
+        if found != version and found not in ORIGINAL_VERSIONS
+    }
+    assert not stale, f"name the family's version ({version}, from VERSION) there: {sorted(stale)}"
