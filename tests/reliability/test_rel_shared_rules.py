@@ -1,7 +1,8 @@
 """The rules the core decides, through every adapter: the same tables, the same answers.
 
 Each adapter's app is served for real (Flask under werkzeug, Starlette under uvicorn, Django's WSGI handler,
-Tornado's ``HTTPServer``) with the real collector, and the same table runs through all four:
+Tornado's ``HTTPServer``, aiohttp's own server; ``KINDS`` in ``rel_support``) with the real collector, and the same
+table runs through every one of them:
 
 - **Transaction ids**: which incoming ``X-Moesif-Transaction-Id`` is reused (a sane token) and which is replaced;
   either way the client's header, the event's ``transaction_id`` and the event's request header agree.
