@@ -18,8 +18,9 @@ UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[
 class AiohttpServer:
     """``app`` served by aiohttp's own server on 127.0.0.1 (a free port), its loop in a daemon thread."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, **runner_kwargs: Any) -> None:
         self.app = app
+        self.runner_kwargs = runner_kwargs
         self.loop = asyncio.new_event_loop()
         self.port = 0
         self.url = ""
@@ -31,7 +32,7 @@ class AiohttpServer:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(self.app)
+        self._runner = web.AppRunner(self.app, **self.runner_kwargs)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -14,12 +14,12 @@ from moesif_aiohttp import MoesifMiddleware
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[web.Application], AiohttpServer]]:
-    """``serve(app)`` starts a real server and returns it; stopped at teardown."""
+def serve() -> Iterator[Callable[..., AiohttpServer]]:
+    """``serve(app, **AppRunner kwargs)`` starts a real server and returns it; stopped at teardown."""
     servers: list[AiohttpServer] = []
 
-    def start(app: web.Application) -> AiohttpServer:
-        server = AiohttpServer(app).start()
+    def start(app: web.Application, **runner_kwargs: Any) -> AiohttpServer:
+        server = AiohttpServer(app, **runner_kwargs).start()
         servers.append(server)
         return server
 

@@ -147,3 +147,31 @@ def test_head_and_a_raised_redirect(collector: Any, serve: Serve, make_middlewar
     redirect = events["GET/page?old=1"]["response"]
     assert redirect["status"] == 302 and redirect["headers"]["Location"] == "/page"
     assert events["GET/page?old=1"]["transaction_id"] == moved.headers["X-Moesif-Transaction-Id"]
+
+
+def test_a_client_gone_with_handler_cancellation_is_a_499(collector: Any, serve: Any, make_middleware: Any) -> None:
+    import asyncio
+    import socket
+    import threading
+
+    started, cancelled = threading.Event(), threading.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return web.Response(text="never")
+
+    app = web.Application(middlewares=[make_middleware(IDENTIFY_USER=lambda req, resp: f"gone-{resp.status}")])
+    app.add_routes([web.get("/slow", slow)])
+    server = serve(app, handler_cancellation=True)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+        client.sendall(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert started.wait(10)
+    assert cancelled.wait(10)  # the client closed the connection: aiohttp cancelled the handler
+    (event,) = collector.wait_for_events(1)
+    assert event["response"]["status"] == 499 and event["user_id"] == "gone-499"
+    assert event["request"]["uri"].endswith("/slow")

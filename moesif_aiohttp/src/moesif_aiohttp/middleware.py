@@ -26,7 +26,8 @@ core's. What it does per call, and why that way:
   ``Date`` and ``Server`` to an unprepared response only when it sends it, after every middleware).
 - **Errors**: an ``aiohttp.web.HTTPException`` the handler raises (``HTTPNotFound``, a redirect, also the router's
   own 404/405) is a response in aiohttp: recorded with its status, headers and text, and re-raised (the same
-  object). Any other exception is recorded as a 500 and re-raised unchanged.
+  object). Any other exception is recorded as a 500 and re-raised unchanged. A handler cancelled because its client
+  went away (aiohttp's ``handler_cancellation``) is recorded as a 499.
 - **Governance rules on the JSON body** (``request.body.*``, and only then): the body is read ahead with
   ``request.read()`` (when its ``Content-Length`` is within ``MAX_BODY_SIZE``; never a multipart body). aiohttp
   keeps what ``read()`` returned, so the handler's ``read()``, ``json()``, ``text()`` and ``post()`` get it again;
@@ -83,6 +84,8 @@ logger = logging.getLogger("moesif")
 USER_AGENT = f"moesif_aiohttp-python/{__version__}"  # the family's form (the original sent moesif_aiohttp/1.0.0)
 #: Where error messages say the settings were written.
 WHERE = "MoesifMiddleware(settings)"
+#: The status of a call whose client went away before it was answered (nginx's "client closed request").
+CLIENT_CLOSED_STATUS = 499
 #: moesif-aiohttp 1.1.0's defaults where they differ from the core's: batches of 100, sent every 2 s.
 DEFAULTS: Mapping[str, Any] = {"BATCH_SIZE": 100, "EVENT_BATCH_TIMEOUT": 2}
 
@@ -123,6 +126,21 @@ def _uri(request: web.Request) -> str:
     """The URL as the client asked for it: scheme, host, then the path and query as sent (``request.url`` is the
     same built through yarl, normalised and at twice the cost)."""
     return f"{request.scheme}://{request.host}{request.raw_path}"
+
+
+#: What :func:`_now` gives for a result that needed awaiting.
+_AWAITABLE = object()
+
+
+def _now(value: Any) -> Any:
+    """A callback's result where nothing can be awaited: an awaitable one is closed (no "never awaited" warning)
+    and stands for :data:`_AWAITABLE`."""
+    if not inspect.isawaitable(value):
+        return value
+    close = getattr(value, "close", None)
+    if callable(close):
+        close()
+    return _AWAITABLE
 
 
 async def _awaited(value: Any, name: str) -> Any:
@@ -295,8 +313,8 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
         except Exception:
             await self._end(call, None)
             raise
-        except BaseException:  # cancelled: this task can await no more; put the request stream back
-            call.stop_teeing()
+        except BaseException:  # cancelled (the client went away, with handler_cancellation): nothing can be awaited now
+            self._end_cancelled(call)
             raise
         await self._end(call, response)
         return response
@@ -350,6 +368,29 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
             self.agent.capture(raw)
         except Exception:
             logger.warning("moesif: error while capturing the event; the request is not affected", exc_info=True)
+
+    def _end_cancelled(self, call: _Call) -> None:
+        """A cancelled call, recorded as 499 (nginx's "client closed request"), with the callbacks that need no
+        awaiting (one that returns an awaitable gives nothing; an awaitable ``SKIP`` skips: the safe side). Never
+        raises."""
+        try:
+            call.stop_teeing()
+            if not call.capture:
+                return
+            request = call.request
+            response = web.Response(status=CLIENT_CLOSED_STATUS)
+            call.add_headers(response.headers)
+            if self._skip is not None:
+                skip = _now(call_user(self._skip, "SKIP", request, response))
+                if skip is _AWAITABLE or skip:
+                    return
+            raw = self._raw(call, response)
+            for name, field, fn in self._field_callbacks:
+                value = _now(call_user(fn, name, request, response))
+                setattr(raw, field, None if value is _AWAITABLE else value)
+            self.agent.capture(raw)
+        except Exception:
+            logger.warning("moesif: error while capturing a cancelled request", exc_info=True)
 
     def _raw(self, call: _Call, response: web.StreamResponse) -> RawCapture:
         request = call.request
