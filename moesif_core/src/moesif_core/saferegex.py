@@ -11,8 +11,10 @@ and by ``sampling`` and ``governance`` (matching):
   exponential backtracking. The rule (or sampling entry) is skipped with a warning, as an invalid regex is.
   Rewrite it without the outer repetition, or with a bounded one (``(\\d{1,3}\\.){3}`` is fine).
 - **Each value is matched on its first** :data:`MAX_MATCHED_CHARS` **characters** (1024), so what is left, such as
-  a chain of ``.*``, has a bounded worst case. Prefix rules (``^/admin``) match as before on long values; a rule
-  that needs a character past the first 1024 (``\\.php$`` on a 2000-character path) does not match.
+  a chain of ``.*``, has a bounded worst case (``.*.*!`` on 1024 characters: about 0.5 s on a loaded 2-core machine;
+  a rule like that is still a mistake, but no longer one that grows without bound). Prefix rules (``^/admin``)
+  match as before on long values; a rule that needs a character past the first 1024 (``\\.php$`` on a
+  2000-character path) does not match.
 """
 
 from __future__ import annotations
