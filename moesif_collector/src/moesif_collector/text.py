@@ -15,9 +15,9 @@ CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f]")
 _CONTROL_BUT_LAYOUT = re.compile("[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f]")
 
 
-def has_control(text: str, allow_layout: bool = True) -> bool:
-    """Whether ``text`` holds a control character (tab, newline and carriage return pass with ``allow_layout``)."""
-    return (_CONTROL_BUT_LAYOUT if allow_layout else CONTROL_CHARS).search(text) is not None
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character other than layout whitespace (tab, newline, carriage return)."""
+    return _CONTROL_BUT_LAYOUT.search(text) is not None
 
 
 def _escape(match: re.Match[str]) -> str:

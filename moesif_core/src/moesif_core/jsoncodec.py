@@ -8,7 +8,7 @@ the standard library accepts (NaN, lone surrogates, non-string keys), and then w
 Integers beyond 64 bits are the exception: orjson (3.10 on) parses them as floats instead of refusing them, so
 ``{"id": 18446744073709551616}`` would be shipped as ``1.8446744073709552e+19``, a different number. A body with a
 run of 20 digits, or a minus and 19 (every integer outside orjson's exact range has one), is parsed by the standard
-library, which keeps every integer exact; the scan costs about a microsecond per 1.6 KB.
+library, which keeps every integer exact; the scan costs a few microseconds per 1.6 KB.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _default(value: Any) -> Any:
 _SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]|\xed[\xa0-\xbf]").search
 #: Every digit becomes ``0``, a minus stays, anything else becomes a space. An integer outside orjson's exact range
 #: (-2^63 .. 2^64-1) then shows as 20 zeros in a row, or a minus and 19 zeros; 19-digit ids (snowflakes, below 2^63)
-#: stay with orjson. Two C passes: ~1 us for 1.6 KB, where a regex takes ~20 us and orjson's whole parse ~14 us.
+#: stay with orjson. C passes only: 2-4 us for 1.6 KB, where a regex takes ~20 us and orjson's whole parse ~14 us.
 _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else b if b == 0x2D else 0x20 for b in range(256))
 _TWENTY_DIGITS = b"0" * 20
 _MINUS_NINETEEN_DIGITS = b"-" + b"0" * 19
