@@ -256,6 +256,50 @@ def test_a_spooled_batch_too_large_for_the_collector_is_split_and_a_refused_one_
         collector.stop()
 
 
+def test_a_split_that_cannot_be_written_leaves_the_batch_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moesif_log: pytest.LogCaptureFixture
+) -> None:
+    # as above, the collector answers the spooled batch of 10 with 413; the disk refuses the second half of the first
+    # split: the first half must not stay beside the whole batch (it would be sent twice)
+    collector = Collector(db_path=str(tmp_path / "c.db"), max_body=6000).start()
+    try:
+        files = SpoolFiles(spool_path(str(tmp_path / "spool"), "spool-test", collector.url))
+        files.ensure()
+        big = [
+            {
+                "request": {"uri": f"http://app.local/big/{i}", "verb": "GET", "time": "2024-01-01T00:00:00.000"},
+                "metadata": {"pad": "x" * 1200},
+            }
+            for i in range(10)
+        ]
+        files.write(gzip.compress(json.dumps(big).encode()), 10)
+        writes = []
+        original = SpoolFiles.write
+
+        def full_once(self: SpoolFiles, *args: Any, **kwargs: Any) -> Entry:
+            writes.append(1)
+            if len(writes) == 2:
+                raise OSError(28, "No space left on device")
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(SpoolFiles, "write", full_once)
+        monkeypatch.setattr(spool_module, "IDLE_SCAN", 0.1)  # the drainer's pause after an error
+        agent = make_agent(collector.url, tmp_path / "spool")
+        try:
+            capture(agent, 0)  # starts the drainer
+            wait_until(lambda: not os.listdir(files.path), what="the spool to empty")
+            uris = [e["request"]["uri"] for e in collector.wait_for_events(11)]
+            assert sorted(uris) == sorted(
+                [f"http://app.local/big/{i}" for i in range(10)] + ["http://app.local/items/0"]
+            )
+            assert len(writes) >= 4 and any("spool error" in r.getMessage() for r in moesif_log.records)
+        finally:
+            agent.shutdown(1)
+        assert collector.count_events() == 11  # nothing came twice
+    finally:
+        collector.stop()
+
+
 def test_only_the_workers_and_the_spool_thread_touch_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     threads = set()
     for name in ("ensure", "write", "list", "claim"):

@@ -559,10 +559,21 @@ class Spool:
         ts = int(claim.entry.name.split("-", 1)[0])
         half = len(events) // 2
         with self._write_lock:
-            for part in (events[:half], events[half:]):
-                body = gzip.compress(dumps(part), compresslevel=GZIP_LEVEL)
-                entry = self.files.write(body, len(part), ts_ns=ts)
-                with self._lock:
+            written: List[Entry] = []
+            try:
+                for part in (events[:half], events[half:]):
+                    body = gzip.compress(dumps(part), compresslevel=GZIP_LEVEL)
+                    written.append(self.files.write(body, len(part), ts_ns=ts))
+            except OSError:
+                # the whole batch stays in its file: a half written here as well would be sent twice
+                for entry in written:
+                    try:
+                        os.unlink(os.path.join(self.files.path, entry.name))
+                    except OSError:
+                        pass
+                raise
+            with self._lock:
+                for entry in written:
                     self._listing.append(entry)
                     self.bytes += entry.size
             self._finish(claim)
