@@ -147,15 +147,27 @@ def test_sse_streams_each_event_before_the_handler_finishes(collector: Any, serv
 
 
 def test_websocket_passes_untouched(collector: Any, serve: Serve, make_middleware: Any) -> None:
-    server = serve(app_with(make_middleware(), web.get("/ws", socket), web.post("/echo", echo_json)))
+    handled = threading.Event()
+
+    async def watched_socket(request: web.Request) -> web.WebSocketResponse:
+        try:
+            return await socket(request)
+        finally:
+            handled.set()
+
+    mw = make_middleware()
+    server = serve(app_with(mw, web.get("/ws", watched_socket), web.post("/echo", echo_json)))
     with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
         assert ws.response.headers.get("X-Moesif-Transaction-Id") is None
         ws.send("hi")
         assert ws.recv(timeout=10) == "echo hi"
+    # the handler returns after the client has closed: a capture of it would be queued before the JSON call's
+    assert handled.wait(10)
     requests.post(server.url + "/echo", json=1)
     collector.wait_for_events(1)
     (only,) = collector.events()  # the JSON call's; none for the websocket
     assert only["request"]["uri"].endswith("/echo")
+    assert mw.agent.snapshot()["queued"] == 1
 
 
 def test_404s_are_recorded_and_raised_on(collector: Any, serve: Serve, make_middleware: Any) -> None:
