@@ -612,6 +612,7 @@ def main() -> None:
             "asgi": run_all.asgi_overhead.ensure_original_venv,
             "django": run_all.django_overhead.ensure_orig_venv,
             "tornado": run_all.tornado_overhead.ensure_orig_venv,
+            "aiohttp": run_all.aiohttp_overhead.ensure_orig_venv,
         }
         originals = {fw: str(ensure[fw]()) for fw in frameworks}
 
