@@ -503,14 +503,15 @@ class Spool:
         try:
             payload = claim.read()
         except (CorruptFile, OSError) as exc:
-            self._finish(claim)
+            # counted before the file goes (here and below): whoever sees it gone sees it counted
             self._note_drops(entry.events, f"a spool file could not be read ({entry.name}: {exc})")
+            self._finish(claim)
             return None
         result = self.client.send_events(payload, gzipped=True)
         self._on_result(result)
         if result.ok:
-            self._finish(claim)
             self._add_stats(sent=entry.events, batches=1)
+            self._finish(claim)
             self.note_up()
             return None
         if result.status == 413 and entry.events > 1:
@@ -518,30 +519,32 @@ class Spool:
             self.note_up()
             return None
         if not result.retryable:
-            self._finish(claim)
             logger.warning(
                 "moesif: the collector refused a spooled batch of %d event(s) (%s); dropped", entry.events, result.error
             )
             self._add_stats(failed=entry.events)
+            self._finish(claim)
             return None
         if result.status is not None and result.status >= 500 and result.status != 503:
             server_errors[entry.name] = tries = server_errors.get(entry.name, 0) + 1
             if tries >= MAX_SERVER_ERROR_ATTEMPTS:
                 del server_errors[entry.name]
-                self._finish(claim)
-                self._add_stats(failed=entry.events)
                 logger.warning(
                     "moesif: gave up on a spooled batch of %d event(s) after %d server errors (%s)",
                     entry.events,
                     tries,
                     result.error,
                 )
+                self._add_stats(failed=entry.events)
+                self._finish(claim)
                 return None
         self._add_stats(retried=1)
         return result
 
     def _finish(self, claim: Claim) -> None:
-        """Delete a file we are done with. If that fails we would send it again and again: stop draining."""
+        """Delete a file we are done with (forgotten first: once it is gone, ``spool_bytes`` no longer counts it). If
+        that fails we would send it again and again: stop draining."""
+        self._forget(claim.entry)
         try:
             claim.delete()
         except OSError as exc:
@@ -551,7 +554,6 @@ class Spool:
                 claim.entry.name,
                 exc,
             )
-        self._forget(claim.entry)
 
     def _split(self, claim: Claim, payload: bytes) -> None:
         """Too large for the collector (413): two files, each half the batch, in the same place in the order."""
