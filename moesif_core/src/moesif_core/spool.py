@@ -280,6 +280,8 @@ class Spool:
         self._stopping = False
         self._kicked = False
         self._held: Optional[Claim] = None
+        #: the file our drainer is sending that ``_make_room`` wants gone: deleted if that attempt fails
+        self._doomed: Optional[str] = None
         self._last_drop_log = float("-inf")
         self._drops_since_log = 0
         #: events written by this process, events dropped from the spool by it, bytes in the directory
@@ -387,9 +389,15 @@ class Spool:
         for entry in listing:
             if excess <= 0:
                 return
-            claim = self.files.claim(entry)  # one being sent elsewhere is skipped: it is about to go anyway
+            claim = self.files.claim(entry)
             if claim is None:
-                continue
+                held = self._held
+                if held is not None and held.entry == entry:
+                    # our own drainer is trying to send it: if that attempt fails it deletes the file, so the oldest
+                    # batch is still the one dropped (skipping it would drop a newer one in its place)
+                    self._doomed = entry.name
+                    excess -= entry.size
+                continue  # held by another process: being sent, about to go anyway
             claim.delete()
             self._forget(entry)
             excess -= entry.size
@@ -465,9 +473,13 @@ class Spool:
                 self._held = claim
                 try:
                     result = self._send(claim, server_errors)
+                    if result is not None and self._doomed == claim.entry.name:
+                        # not sent, and over SPOOL_MAX_BYTES while we tried (see _make_room): counted, then gone
+                        self._note_drops(claim.entry.events, "the spool is over SPOOL_MAX_BYTES")
+                        self._finish(claim)
                 finally:
-                    self._held = None
                     claim.release()
+                    self._held = self._doomed = None
                 if result is None:  # the collector took it, or it is gone for good
                     backoff = INITIAL_BACKOFF
                     continue
