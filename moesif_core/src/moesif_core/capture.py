@@ -69,6 +69,17 @@ def _flat_headers(headers: HeaderPairs, wsgi: bool) -> Tuple[Any, ...]:
     return tuple(chain.from_iterable(headers))  # a list, a mapping's items, even a generator: read once, here
 
 
+def _flat(pairs: Any) -> Tuple[Any, ...]:
+    """``[(a, b), (c, d)]`` -> ``(a, b, c, d)``. A few tuples are joined with ``sum`` (2-3x faster than a chain at
+    the sizes headers have); many, or pairs given as lists, through a chain (``sum`` is quadratic)."""
+    if len(pairs) <= 16:
+        try:
+            return sum(pairs, ())
+        except TypeError:  # a pair given as a list
+            pass
+    return tuple(chain.from_iterable(pairs))
+
+
 def _kept(tap: Optional[BodyTap]) -> Any:
     """The kept bytes without a copy: the one chunk, or the growing buffer (a bytearray; the tap is done with it)."""
     if tap is None:
@@ -164,7 +175,7 @@ class RawCapture:
         and makes every thread wait. Also smaller. The last field is the size estimate of :meth:`size_estimate`."""
         headers = self.request_headers
         request_headers = (
-            tuple(chain.from_iterable(headers))
+            _flat(headers)
             if type(headers) is list or type(headers) is tuple  # what every adapter gives
             else _flat_headers(headers, self.wsgi_headers)
         )
@@ -194,7 +205,7 @@ class RawCapture:
             request_body,
             0 if request_tap is None else request_tap.total,
             self.response_status,
-            tuple(chain.from_iterable(response_headers))
+            _flat(response_headers)
             if type(response_headers) is list or type(response_headers) is tuple
             else _flat_headers(response_headers, False),
             response_body,
