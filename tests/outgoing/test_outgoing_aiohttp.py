@@ -1,5 +1,6 @@
 """Outgoing capture of ``aiohttp.ClientSession`` calls, behind the same option: one event per exchange, streamed
-bodies teed as the caller reads them (capped), nothing of the SDK's own, and everything put back by ``stop``."""
+bodies teed as the caller reads them (capped), nothing of the SDK's own nor a websocket handshake, and everything put
+back by ``stop``."""
 
 from __future__ import annotations
 
@@ -96,3 +97,32 @@ def test_sdk_calls_and_a_second_start_add_nothing(started: Capture, api: ThirdPa
     (event,) = started.events(1)
     assert event["request"]["uri"] == api.url("/json")
     assert started.collector.count_events() == 1
+
+
+def test_websocket_handshake_is_not_an_event(started: Capture, api: ThirdPartyAPI) -> None:
+    import threading
+
+    from websockets.sync.server import ServerConnection, serve
+
+    def echo(ws: ServerConnection) -> None:
+        for message in ws:
+            ws.send(f"echo {message}")
+
+    with serve(echo, "127.0.0.1", 0) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.socket.getsockname()[1]
+
+        async def calls(session: aiohttp.ClientSession) -> str:
+            async with session.ws_connect(f"http://127.0.0.1:{port}/ws") as ws:
+                await ws.send_str("hi")
+                reply = await ws.receive_str()
+            async with session.get(api.url("/json")) as r:
+                await r.read()
+            return reply
+
+        try:
+            assert run(calls) == "echo hi"
+        finally:
+            server.shutdown()
+    (event,) = started.events(1)  # the handshake (a 101) came first: had it been recorded, it would be here too
+    assert event["request"]["uri"] == api.url("/json")
