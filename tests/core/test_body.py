@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from array import array
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -55,6 +56,14 @@ def test_tap_under_cap_is_whole() -> None:
     tap.feed(b"cd")
     assert tap.data() == b"abcd"
     assert not tap.truncated
+
+
+def test_tap_counts_bytes_of_a_view_of_wider_items() -> None:
+    wide = memoryview(array("H", range(8)))  # 16 bytes, 8 items: what a handler may write to a stream
+    tap = BodyTap(10)
+    tap.feed(wide)  # type: ignore[arg-type]
+    assert tap.data() == wide.tobytes()[:10]
+    assert (tap.total, tap.kept, tap.truncated) == (16, 10, True)
 
 
 @given(st.lists(st.binary(max_size=50), max_size=20), st.integers(min_value=0, max_value=200))

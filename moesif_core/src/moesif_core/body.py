@@ -32,6 +32,8 @@ class BodyTap:
         self.total = 0
 
     def feed(self, chunk: bytes) -> None:
+        if type(chunk) is memoryview and chunk.itemsize != 1:  # type: ignore[comparison-overlap]
+            chunk = chunk.cast("B")  # a view of wider items (array('H')): count and cut bytes, not items
         n = len(chunk)
         self.total += n
         room = self.limit - self.kept
