@@ -452,7 +452,9 @@ def render(results: Dict[str, Any], baseline: Optional[Dict[str, Any]], meta: Di
         f"{meta['lag_budget']:g} s for the originals that ship at a fixed cadence",
         "",
         "SDK CPU per event: process CPU of the wrapped requests until the collector holds every event, minus the bare "
-        "requests' (every thread: request path, worker, client). Request thread: its share on the request thread. "
+        "requests' (every thread: request path, worker, client); in brackets the figure of the before run and ours "
+        "over the original's in each run (an original that ships a few events a second is charged for those only). "
+        "Request thread: its share on the request thread. "
         "Ship rate: events stored per second from the burst's first request; lag: from its last request to the last "
         "event stored. Down: the collector a closed port (median wall time added to a request). Pause: the worst "
         f"request while {meta['queued']:,} trivial captures are queued with the collector down, and a full "
@@ -490,7 +492,16 @@ def render(results: Dict[str, Any], baseline: Optional[Dict[str, Any]], meta: Di
                 if baseline and impl == "ours" and "error" not in cost:
                     b = baseline.get("cost", {}).get(f"{fw}/{impl}", {}).get("routes", {}).get(route)
                     if b:
-                        base = f" (before {_fmt(b['sdk_cpu_us'])})"
+                        base = f" (before {_fmt(b['sdk_cpu_us'])}"
+                        # the before run may have had another load: the ratio to the original of the same run is
+                        # what compares
+                        b_orig = baseline.get("cost", {}).get(f"{fw}/orig", {}).get("routes", {}).get(route)
+                        now_orig = results["cost"].get((fw, "orig"), {}).get("routes", {}).get(route)
+                        if b_orig and now_orig and b_orig["sdk_cpu_us"] > 0 and now_orig["sdk_cpu_us"] > 0:
+                            before_ratio = b["sdk_cpu_us"] / b_orig["sdk_cpu_us"]
+                            now_ratio = cost["routes"][route]["sdk_cpu_us"] / now_orig["sdk_cpu_us"]
+                            base += f"; of the original's: {before_ratio:.2f} before, {now_ratio:.2f} now"
+                        base += ")"
                 lines.append(f"| {TITLES[fw]} | {label} | {route} | {c[0]}{base} | " + " | ".join(c[1:]) + f" | {d} |")
     lines += [
         "",
