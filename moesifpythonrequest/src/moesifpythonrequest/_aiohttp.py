@@ -154,14 +154,7 @@ def _raw(active: Active, resp: aiohttp.ClientResponse, started: float) -> Option
         response_headers=tuple(resp.headers.items()),
         log_body=active.log_body,
     )
-    if active.identify_user is not None:
-        raw.user_id = call_user(active.identify_user, "IDENTIFY_USER_OUTGOING", req, resp)
-    if active.identify_company is not None:
-        raw.company_id = call_user(active.identify_company, "IDENTIFY_COMPANY_OUTGOING", req, resp)
-    if active.get_session_token is not None:
-        raw.session_token = call_user(active.get_session_token, "GET_SESSION_TOKEN_OUTGOING", req, resp)
-    if active.get_metadata is not None:
-        raw.metadata = call_user(active.get_metadata, "GET_METADATA_OUTGOING", req, resp)
+    active.identify(raw, req, resp)
     return raw
 
 

@@ -103,20 +103,9 @@ def record(active: Active, resp: httpx.Response, request_time: float, response_t
         request_headers=cast(HeaderPairs, req.headers.raw),  # bytes pairs: the worker decodes them
         response_status=resp.status_code,
         response_headers=cast(HeaderPairs, resp.headers.raw),
-        user_id=None
-        if active.identify_user is None
-        else call_user(active.identify_user, "IDENTIFY_USER_OUTGOING", req, resp),
-        company_id=None
-        if active.identify_company is None
-        else call_user(active.identify_company, "IDENTIFY_COMPANY_OUTGOING", req, resp),
-        session_token=None
-        if active.get_session_token is None
-        else call_user(active.get_session_token, "GET_SESSION_TOKEN_OUTGOING", req, resp),
-        metadata=None
-        if active.get_metadata is None
-        else call_user(active.get_metadata, "GET_METADATA_OUTGOING", req, resp),
         log_body=active.log_body,
     )
+    active.identify(raw, req, resp)
     agent = active.agent
     if active.log_body:
         raw.request_body = _request_body(req, active.max_body)

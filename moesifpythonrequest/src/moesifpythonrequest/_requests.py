@@ -108,20 +108,9 @@ def record(active: Active, resp: requests.Response, req: Any, request_time: floa
         request_headers=header_pairs(req.headers),
         response_status=resp.status_code,
         response_headers=header_pairs(resp.headers),
-        user_id=None
-        if active.identify_user is None
-        else call_user(active.identify_user, "IDENTIFY_USER_OUTGOING", req, resp),
-        company_id=None
-        if active.identify_company is None
-        else call_user(active.identify_company, "IDENTIFY_COMPANY_OUTGOING", req, resp),
-        session_token=None
-        if active.get_session_token is None
-        else call_user(active.get_session_token, "GET_SESSION_TOKEN_OUTGOING", req, resp),
-        metadata=None
-        if active.get_metadata is None
-        else call_user(active.get_metadata, "GET_METADATA_OUTGOING", req, resp),
         log_body=active.log_body,
     )
+    active.identify(raw, req, resp)
     agent = active.agent
     if active.log_body:
         raw.request_body = request_tap(req.body, active.max_body)

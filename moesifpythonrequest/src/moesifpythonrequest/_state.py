@@ -14,7 +14,7 @@ import weakref
 from typing import Any, AsyncIterator, Callable, Iterator, List, Optional, Tuple
 from urllib.parse import urlsplit
 
-from moesif_core import Agent, BodyTap, RawCapture
+from moesif_core import Agent, BodyTap, RawCapture, call_user
 from moesif_core.settings import DEFAULT_BASE_URI
 
 logger = logging.getLogger("moesif")
@@ -56,6 +56,18 @@ class Active:
         self.get_metadata = get_metadata
         self.log_body = log_body
         self.max_body = max_body
+
+    def identify(self, raw: RawCapture, req: Any, resp: Any) -> None:
+        """Fill the capture's user, company, session token and metadata from the ``*_OUTGOING`` callbacks that are
+        set (each called with the client library's own request and response), for every patched client alike."""
+        if self.identify_user is not None:
+            raw.user_id = call_user(self.identify_user, "IDENTIFY_USER_OUTGOING", req, resp)
+        if self.identify_company is not None:
+            raw.company_id = call_user(self.identify_company, "IDENTIFY_COMPANY_OUTGOING", req, resp)
+        if self.get_session_token is not None:
+            raw.session_token = call_user(self.get_session_token, "GET_SESSION_TOKEN_OUTGOING", req, resp)
+        if self.get_metadata is not None:
+            raw.metadata = call_user(self.get_metadata, "GET_METADATA_OUTGOING", req, resp)
 
 
 #: The running capture, or ``None`` when it is off.
