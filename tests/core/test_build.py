@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -328,6 +329,45 @@ def test_plain_dicts_and_the_event_model_give_the_same_json(
     assert len(seen) == 1 and isinstance(seen[0], EventModel)
     assert dumps(plain) == dumps(via_model)
     assert dumps(plain) == dumps(builder(**kw).build(capture.freeze()))  # the queue's frozen form: the same
+    # the worker's batches: JSON bodies serialised at once and copied in, the same bytes
+    assert dumps([plain]) == dumps([builder(**kw).build(capture.freeze(), embed_bodies=True)])
+
+
+@pytest.mark.parametrize(
+    ("metadata", "sent_metadata"),
+    [
+        (None, None),
+        ({1: "a key that is not a string"}, {"1": "a key that is not a string"}),
+        ({"big": 2**70}, {"big": 2**70}),
+        ({"nan": float("nan")}, {"nan": None}),
+    ],
+    ids=["plain", "non-string-key", "big-int", "nan"],
+)
+def test_a_batch_with_embedded_bodies_reads_as_the_parsed_one(metadata: object, sent_metadata: object) -> None:
+    """The worker serialises JSON bodies as it builds (no parsed tree held per queued event); a batch that needs
+    the slower fallbacks (a user's metadata with a non-string key, an integer beyond 64 bits) still holds each
+    body whole and exact, big integers in the body included. A NaN in metadata goes as null, valid JSON (it used to
+    go as the invalid ``NaN`` when a big integer elsewhere in the batch sent the batch through the fallback)."""
+    import json
+
+    from moesif_core.jsoncodec import Embedded, dumps
+
+    body = b'{"id": 123456789012345678901234567890, "items": [{"a": 1.5}, "\u00e9"], "k": null}'
+    capture = raw(
+        request_body=tap(body), response_body=tap(b"[1, 2]"), metadata=metadata, transaction_id="t-1"
+    ).freeze()
+    embedded = builder().build(capture, embed_bodies=True)
+    assert embedded is not None and isinstance(embedded["request"]["body"], Embedded)
+    parsed = builder().build(capture)
+    assert parsed is not None
+    sent = json.loads(dumps([embedded, embedded]))
+    assert sent[0]["request"]["body"] == json.loads(body)
+    assert sent[0]["request"]["body"]["id"] == 123456789012345678901234567890
+    assert sent[1]["response"]["body"] == [1, 2]
+    assert sent[0]["metadata"] == sent[1]["metadata"] == sent_metadata
+    for event in sent:
+        event["metadata"] = metadata
+    assert json.dumps(sent) == json.dumps([parsed, parsed])
 
 
 def test_a_queued_capture_is_not_walked_by_the_cyclic_gc() -> None:

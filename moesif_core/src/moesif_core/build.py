@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union, cast
+from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple, Union, cast
 
 from .body import TRUNCATED_METADATA_KEY, encode_body
 from .capture import Frozen, HeaderPairs, RawCapture
 from .event import EventModel, EventRequestModel, EventResponseModel
 from .identity import client_ip, user_from_headers
 from .ids import new_transaction_id
+from .jsoncodec import embed
 from .masking import mask_body, mask_headers, normalise
 from .settings import Settings
 from .timeutil import format_time
@@ -89,6 +90,24 @@ def headers_dict(pairs: HeaderPairs, wsgi: bool = False) -> Dict[str, str]:
     return out
 
 
+def _encode(data: Any, cut: bool) -> Tuple[Any, Optional[str]]:
+    """A frozen body's kept bytes (bytes, or the tap's bytearray) in their wire form."""
+    return encode_body(data if type(data) is bytes else bytes(data), cut)
+
+
+def _finish_body(body: Any, encoding: str, masks: FrozenSet[str], embed_bodies: bool) -> Tuple[Any, Optional[str]]:
+    """A body in its wire form, masked; ``(None, None)`` when masks are set and it is not JSON we can mask (a form,
+    a truncated document): sending it would send what the user asked to hide, so it is left out (the caller says
+    why in the event)."""
+    if encoding == "json":
+        if masks:
+            body = mask_body(body, masks)
+        return (embed(body) if embed_bodies else body), encoding
+    if masks:
+        return None, None
+    return body, encoding
+
+
 def _id(value: Any, what: str) -> Optional[str]:
     if value is None:
         return None
@@ -113,10 +132,16 @@ class EventBuilder:
         self.response_body_masks = normalise(settings.response_body_masks)
         self._last_mask_warning = float("-inf")
         self._last_build_warning = float("-inf")
+        self._auth_header_names = settings.authorization_header_name
+        self._auth_user_id_field = settings.authorization_user_id_field
+        self._api_version = settings.api_version
 
-    def wire(self, raw: Union[RawCapture, Frozen]) -> Dict[str, Any]:
+    def wire(self, raw: Union[RawCapture, Frozen], embed_bodies: bool = False) -> Dict[str, Any]:
         """The wire dict of one capture (a :class:`RawCapture` or its frozen form), built as plain dicts: what is
-        sent when no ``MASK_EVENT_MODEL`` is set, and what :meth:`event_model` wraps for one that is."""
+        sent when no ``MASK_EVENT_MODEL`` is set, and what :meth:`event_model` wraps for one that is.
+
+        ``embed_bodies``: JSON bodies come serialised (:func:`~moesif_core.jsoncodec.embed`), for a batch to copy
+        in as they are (the same bytes, without a parsed tree held until the batch is sent)."""
         (
             direction,
             request_time,
@@ -144,10 +169,10 @@ class EventBuilder:
             head,
             _size,
         ) = raw.freeze() if isinstance(raw, RawCapture) else raw
-        s = self.settings
         flat = iter(request_headers)
         req_headers = headers_dict(zip(flat, flat), wsgi_headers)
-        lower = {k.lower(): v for k, v in req_headers.items()}
+        # lower-case names for the lookups below; for a name given in two cases the later one wins
+        lower = dict(zip(map(str.lower, req_headers), req_headers.values()))
         if tid:
             sent = lower.get(_TID_LOWER)
             if sent != tid:
@@ -158,11 +183,11 @@ class EventBuilder:
         flat = iter(response_headers)
         resp_headers = headers_dict(zip(flat, flat))
 
-        user_id = _id(raw_user_id, "IDENTIFY_USER")
+        user_id = None if raw_user_id is None else _id(raw_user_id, "IDENTIFY_USER")
         if user_id is None and direction == "Incoming":
-            user_id = user_from_headers(lower, s.authorization_header_name, s.authorization_user_id_field)
+            user_id = user_from_headers(lower, self._auth_header_names, self._auth_user_id_field)
 
-        if metadata is not None and not isinstance(metadata, dict):
+        if metadata is not None and type(metadata) is not dict and not isinstance(metadata, dict):
             logger.warning("moesif: GET_METADATA returned %s, expected a dict; ignored", type(metadata).__name__)
             metadata = None
 
@@ -170,37 +195,49 @@ class EventBuilder:
         req_enc: Optional[str] = None
         resp_body: Any = None
         resp_enc: Optional[str] = None
-        truncated: Dict[str, int] = {}
+        truncated: Optional[Dict[str, int]] = None
         if log_body:
-            req_body, req_enc = self._body(request_body, request_body_total, "request", truncated)
-            if not head:
-                resp_body, resp_enc = self._body(response_body, response_body_total, "response", truncated)
-        omitted: Dict[str, str] = {}
-        if req_enc == "json":
-            req_body = mask_body(req_body, self.request_body_masks)
-        elif req_enc is not None and self.request_body_masks:
-            # masks are set but this body is not JSON we can mask (a form, a truncated document): sending it
-            # would send what the user asked to hide, so it is left out and the event says why
-            req_body, req_enc, omitted["request"] = None, None, UNMASKABLE
-        if resp_enc == "json":
-            resp_body = mask_body(resp_body, self.response_body_masks)
-        elif resp_enc is not None and self.response_body_masks:
-            resp_body, resp_enc, omitted["response"] = None, None, UNMASKABLE
+            if request_body is not None and request_body_total:
+                if request_body_total > len(request_body):
+                    truncated = {"request": request_body_total}
+                req_body, req_enc = _encode(request_body, truncated is not None)
+            if not head and response_body is not None and response_body_total:
+                cut = response_body_total > len(response_body)
+                if cut:
+                    truncated = truncated or {}
+                    truncated["response"] = response_body_total
+                resp_body, resp_enc = _encode(response_body, cut)
+        omitted: Optional[Dict[str, str]] = None
+        if req_enc is not None:
+            req_body, req_enc = _finish_body(req_body, req_enc, self.request_body_masks, embed_bodies)
+            if req_enc is None:
+                omitted = {"request": UNMASKABLE}
+        if resp_enc is not None:
+            resp_body, resp_enc = _finish_body(resp_body, resp_enc, self.response_body_masks, embed_bodies)
+            if resp_enc is None:
+                omitted = omitted or {}
+                omitted["response"] = UNMASKABLE
         if truncated or omitted:
             metadata = dict(metadata or {})
             if truncated:
                 metadata[TRUNCATED_METADATA_KEY] = truncated
             if omitted:
                 metadata[OMITTED_METADATA_KEY] = omitted
-        mask_headers(req_headers, self.request_header_masks)
-        mask_headers(resp_headers, self.response_header_masks)
+        if self.request_header_masks:
+            mask_headers(req_headers, self.request_header_masks)
+        if self.response_header_masks:
+            mask_headers(resp_headers, self.response_header_masks)
 
         return {
             "request": {
                 "time": format_time(request_time),
                 "uri": uri,
                 "verb": method,
-                "api_version": _id(api_version, "GET_API_VERSION") or s.api_version,
+                "api_version": (
+                    api_version
+                    if type(api_version) is str and api_version
+                    else (None if api_version is None else _id(api_version, "GET_API_VERSION")) or self._api_version
+                ),
                 # an outgoing call's headers are the app's own: a forwarded X-Forwarded-For says nothing of the
                 # caller
                 "ip_address": client_ip(lower, peer_ip) if direction == "Incoming" else peer_ip,
@@ -217,8 +254,8 @@ class EventBuilder:
                 "transfer_encoding": resp_enc,
             },
             "user_id": user_id,
-            "company_id": _id(company_id, "IDENTIFY_COMPANY"),
-            "session_token": _id(session_token, "GET_SESSION_TOKEN"),
+            "company_id": None if company_id is None else _id(company_id, "IDENTIFY_COMPANY"),
+            "session_token": None if session_token is None else _id(session_token, "GET_SESSION_TOKEN"),
             "tags": None,
             "metadata": metadata,
             "direction": direction,
@@ -260,16 +297,6 @@ class EventBuilder:
             transaction_id=event["transaction_id"],
         )
 
-    @staticmethod
-    def _body(data: Any, total: int, side: str, truncated: Dict[str, int]) -> Tuple[Any, Optional[str]]:
-        """A frozen body (its kept bytes and its total size) in its wire form."""
-        if data is None or not total:
-            return None, None
-        cut = total > len(data)
-        if cut:
-            truncated[side] = total
-        return encode_body(data if type(data) is bytes else bytes(data), cut)
-
     def _mask_failed(self) -> None:
         now = time.monotonic()
         if now - self._last_mask_warning >= 60:
@@ -279,13 +306,14 @@ class EventBuilder:
                 exc_info=True,
             )
 
-    def build(self, raw: Union[RawCapture, Frozen]) -> Optional[Dict[str, Any]]:
+    def build(self, raw: Union[RawCapture, Frozen], embed_bodies: bool = False) -> Optional[Dict[str, Any]]:
         """The wire dict, after ``MASK_EVENT_MODEL``; ``None`` if the event cannot be built (logged). Without a
-        ``MASK_EVENT_MODEL`` the event is built as plain dicts and never as model objects."""
+        ``MASK_EVENT_MODEL`` the event is built as plain dicts and never as model objects, and ``embed_bodies``
+        (the worker's batches) has its JSON bodies serialised at once (see :meth:`wire`)."""
         mask = self.settings.mask_event_model
         try:
             if mask is None:
-                return self.wire(raw)
+                return self.wire(raw, embed_bodies)
             event = self.event_model(raw)
         except Exception:
             now = time.monotonic()

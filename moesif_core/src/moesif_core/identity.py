@@ -24,6 +24,7 @@ IP_HEADERS = (
     "forwarded-for",
     "forwarded",
 )
+_IP_HEADER_SET = frozenset(IP_HEADERS)
 
 
 def _b64decode_loose(segment: str) -> bytes:
@@ -92,13 +93,18 @@ def user_from_authorization(value: str, field: str = "sub") -> Optional[str]:
     return _as_id(_field(payload, field))
 
 
+@functools.lru_cache(maxsize=64)
+def _header_names(header_names: str) -> tuple[str, ...]:
+    return tuple(name.strip().lower() for name in header_names.split(","))
+
+
 def user_from_headers(
     headers: Mapping[str, str], header_names: str = "authorization", field: str = "sub"
 ) -> Optional[str]:
     """Try each of the comma-separated ``header_names`` in order (``headers`` has lower-case names); the first
     header that yields a user id wins."""
-    for name in header_names.split(","):
-        value = headers.get(name.strip().lower())
+    for name in _header_names(header_names):
+        value = headers.get(name)
         if value:
             user = user_from_authorization(value, field)
             if user:
@@ -143,6 +149,8 @@ def client_ip(headers: Mapping[str, str], peer: Optional[str] = None) -> Optiona
 
     ``headers`` has lower-case names. For lists, the left-most valid address wins (the original client).
     """
+    if _IP_HEADER_SET.isdisjoint(headers):  # the usual case, checked in one C loop over the few header names
+        return (_valid_ip(peer) or None) if peer else None
     for name in IP_HEADERS:
         value = headers.get(name)
         if not value:
