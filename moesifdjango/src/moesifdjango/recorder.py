@@ -10,12 +10,17 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import SynchronousOnlyOperation
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+
+try:
+    from django.http.response import ResponseHeaders
+except ImportError:  # Django < 3.2: a response's headers are read and set through its own methods
+    ResponseHeaders = None  # type: ignore[assignment,misc]
 
 from moesif_core import (
     CALLBACK_FAILED,
@@ -90,6 +95,32 @@ def blocked_response(early: EarlyDecision) -> HttpResponse:
     except Exception:
         logger.warning("moesif: could not build a governance rule's response; sending its status only", exc_info=True)
         return HttpResponse(status=early.status)
+
+
+#: The transaction id header as Django's ``ResponseHeaders`` keys it.
+_TRANSACTION_ID_KEY = TRANSACTION_ID_HEADER.lower()
+
+#: Response classes that leave ``items()`` and ``__setitem__`` to ``HttpResponseBase`` (almost every one).
+_PLAIN_RESPONSES: Dict[type, bool] = {}
+
+
+def _plain_headers(response: HttpResponseBase) -> Optional[ResponseHeaders]:
+    """The response's ``ResponseHeaders`` when reading and setting its headers may go to their store directly:
+    ``list(response.items())`` is ``list(headers._store.values())`` (name as set, value; in order) and
+    ``response[name] = value`` stores ``(name, value)`` under ``name.lower()`` once the value passed Django's checks
+    (~2.5 us less per request). ``None`` for any other kind of response: use its own methods."""
+    cls = type(response)
+    plain = _PLAIN_RESPONSES.get(cls)
+    if plain is None:
+        plain = _PLAIN_RESPONSES[cls] = (
+            getattr(cls, "items", None) is HttpResponseBase.items
+            and getattr(cls, "__setitem__", None) is HttpResponseBase.__setitem__
+        )
+    if plain:
+        headers = response.__dict__.get("headers")
+        if type(headers) is ResponseHeaders:
+            return headers
+    return None
 
 
 def _cached_json_body(request: HttpRequest) -> Any:
@@ -313,8 +344,12 @@ class Recorder:
         if session_token is None:
             session_token = session_key(request)
         tid = pending.transaction_id
+        headers = _plain_headers(response)
         if tid is not None:
-            response[TRANSACTION_ID_HEADER] = tid
+            if headers is not None:  # what ``response[...] = tid`` stores, without re-checking a sane token
+                headers._store[_TRANSACTION_ID_KEY] = (TRANSACTION_ID_HEADER, tid)
+            else:
+                response[TRANSACTION_ID_HEADER] = tid
         meta = request.META
         raw = RawCapture(
             method=request.method or "GET",
@@ -324,7 +359,7 @@ class Recorder:
             wsgi_headers=True,
             request_body=pending.request_body,
             response_status=response.status_code,
-            response_headers=list(response.items()),
+            response_headers=list(headers._store.values()) if headers is not None else list(response.items()),
             peer_ip=meta.get("REMOTE_ADDR"),
             user_id=user_id,
             company_id=company_id,
