@@ -77,9 +77,9 @@ async def apply(
     scope = call.scope
     client = scope.get("client")
     peer = client[0] if client else None
-    if not early.sample(call.method, scope.get("path") or "/", lower_headers(call.request_headers), peer):
+    if not early.sample(call.raw.method, scope.get("path") or "/", lower_headers(call.request_headers), peer):
         call.drop_capture()
-    call.weight = early.weight
+    call.raw.weight = early.weight
     if not early.governs:
         return None
     body = await _read_body_ahead(call, call.mw.max_body_size) if early.needs_body else None
@@ -90,12 +90,12 @@ async def apply(
             user_id = await identify_user(request, None)
         if identify_company is not None:
             company_id = await identify_company(request, None)
-    early.govern(call.uri, user_id, company_id, body)
+    early.govern(call.raw.uri, user_id, company_id, body)
     if not early.blocked:
         if early.headers:
             call.extra_headers = _wire(early.headers)
         return None
-    call.blocked_by = early.blocked_by
+    call.raw.blocked_by = early.blocked_by
     headers = _wire(early.headers_with_length())
     start: Message = {"type": "http.response.start", "status": early.status, "headers": headers}
     end: Message = {"type": "http.response.body", "body": early.body, "more_body": False}

@@ -56,6 +56,7 @@ from .outgoing import start_outgoing_capture
 logger = logging.getLogger("moesif")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_time = time.time
 _NOT_SHIELDED = contextlib.nullcontext()
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
@@ -157,7 +158,7 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
             self._end_plain(call, failed)
             return
         call.done = True
-        response_time = time.time()
+        response_time = _time()
         status = call.final_status(failed)
         request_body, response_body = call.stop_teeing()
         fields: Dict[str, Any] = {}
@@ -200,8 +201,12 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
     def _end_plain(self, call: _Call, failed: bool = False) -> None:
         """:meth:`_end` without callbacks: nothing to await."""
         call.done = True
-        request_body, response_body = call.stop_teeing()
-        self._record(call, call.final_status(failed), time.time(), request_body, response_body, None)
+        request_body, response_body = call.request_body, call.response_body
+        call.request_body = call.response_body = None  # later chunks are not kept
+        status = call.status
+        if status is None:
+            status = call.final_status(failed)
+        self._record(call, status, _time(), request_body, response_body, None)
 
     def _end_cancelled(self, call: _Call) -> None:
         """:meth:`_end` for a cancelled request: only plain-function callbacks can be called now. The server gave
@@ -211,7 +216,7 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
             self._end_plain(call)
             return
         call.done = True
-        response_time = time.time()
+        response_time = _time()
         status = call.final_status(False)
         request_body, response_body = call.stop_teeing()
         fields: Dict[str, Any] = {}
@@ -240,27 +245,20 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
     ) -> None:
         """Hand the raw parts to the core's queue (a short lock, no I/O). Never raises."""
         try:
-            tid = call.transaction_id
-            headers: List[Any] = call.app_headers or []
-            if tid is not None and call.sent_headers is not None:
-                headers = [*headers, (TRANSACTION_ID_HEADER, tid)]
+            raw = call.raw
+            headers = call.app_headers
+            if headers is None:
+                headers = []
+            elif raw.transaction_id is not None:  # sent with the response's headers
+                headers = [*headers, (TRANSACTION_ID_HEADER, raw.transaction_id)]
+            raw.response_headers = headers
+            raw.response_time = response_time
+            raw.response_status = status
+            raw.request_body = request_body
+            raw.response_body = response_body
             client = call.scope.get("client")
-            raw = RawCapture(
-                method=call.method,
-                uri=call.uri,
-                request_time=call.request_time,
-                request_headers=call.request_headers,
-                request_body=request_body,
-                response_time=response_time,
-                response_status=status,
-                response_headers=headers,
-                response_body=response_body,
-                peer_ip=client[0] if client else None,
-                transaction_id=tid,
-                blocked_by=call.blocked_by,
-                weight=call.weight,
-                log_body=self.log_body,
-            )
+            if client:
+                raw.peer_ip = client[0]
             if fields:
                 for name, value in fields.items():
                     setattr(raw, name, value)
@@ -279,11 +277,8 @@ class _Call:
         "scope",
         "app_receive",
         "app_send",
-        "method",
-        "request_time",
-        "uri",
+        "raw",
         "request_headers",
-        "transaction_id",
         "tid_bytes",
         "request_body",
         "response_body",
@@ -292,21 +287,19 @@ class _Call:
         "sent_headers",
         "done",
         "disconnected",
-        "weight",
-        "blocked_by",
         "extra_headers",
     )
 
     def __init__(self, mw: MoesifMiddleware, scope: Scope, receive: Receive, send: Send) -> None:
+        request_time = _time()
         self.mw = mw
         self.scope = scope
         self.app_receive = receive
         self.app_send = send
-        self.request_time = time.time()
-        self.method: str = scope["method"]
+        method: str = scope["method"]
         headers = scope["headers"]
         #: a copy: a middleware further in may edit the scope's list in place
-        self.request_headers = list(headers)
+        self.request_headers = request_headers = list(headers)
         host: Optional[bytes] = None
         client_tid: Optional[bytes] = None
         for key, value in headers:
@@ -314,28 +307,33 @@ class _Call:
                 host = value
             elif key == TRANSACTION_ID_HEADER_BYTES:
                 client_tid = value
-        self.uri = _uri(scope, host)
         tid: Optional[str] = None
         if mw.add_transaction_id:
             tid = transaction_id_for(client_tid.decode("latin-1") if client_tid is not None else None)
-        self.transaction_id = tid
-        self.tid_bytes = tid.encode("latin-1") if tid is not None else None
+            self.tid_bytes: Optional[bytes] = tid.encode("latin-1")
+        else:
+            self.tid_bytes = None
+        #: the capture, made now with what the request says (the rest is filled in when the call ends); sampling
+        #: and governance (see governance.py) put the weight and the blocking rule's id in it
+        self.raw = RawCapture(
+            method=method,
+            uri=_uri(scope, host),
+            request_time=request_time,
+            request_headers=request_headers,
+            transaction_id=tid,
+            log_body=mw.log_body,
+        )
+        #: the request body's tap, made when the app reads a first chunk (most calls have no body); teeing
+        #: ends with the call (``done``)
         self.request_body: Optional[BodyTap] = None
-        self.response_body: Optional[BodyTap] = None
-        if mw.log_body:
-            limit = mw.max_body_size
-            self.request_body = BodyTap(limit)
-            if self.method != "HEAD":
-                self.response_body = BodyTap(limit)
+        self.response_body = BodyTap(mw.max_body_size) if mw.log_body and method != "HEAD" else None
         self.status: Optional[int] = None
         #: the response headers as the app gave them, and as they were sent (with the transaction id)
         self.app_headers: Optional[List[Any]] = None
         self.sent_headers: Optional[List[Any]] = None
         self.done = False
         self.disconnected = False
-        #: set by sampling and governance (see governance.py) before the app runs
-        self.weight: Optional[int] = None
-        self.blocked_by: Optional[str] = None
+        #: the headers of non-blocking governance rules, for the response
         self.extra_headers: Optional[List[Tuple[bytes, bytes]]] = None
 
     def drop_capture(self) -> None:
@@ -360,11 +358,15 @@ class _Call:
         message = await self.app_receive()
         mtype = message["type"]
         if mtype == "http.request":
-            tap = self.request_body
-            if tap is not None:
-                body = message.get("body")
-                if body:
-                    tap.feed(body)
+            body = message.get("body")
+            if body and not self.done:
+                tap = self.request_body
+                if tap is None:
+                    mw = self.mw
+                    if not mw.log_body:
+                        return message
+                    self.request_body = tap = BodyTap(mw.max_body_size)
+                tap.feed(body)
         elif mtype == "http.disconnect" and not self.done:
             self.disconnected = True
             await self.mw._end(self)
@@ -380,11 +382,11 @@ class _Call:
                     tap.feed(body)
             if message.get("more_body", False) or self.done:
                 await self.app_send(message)
-            else:
-                await self._send_last(message)
+                return
         elif mtype == "http.response.start":
             self.status = message["status"]
-            headers = message.get("headers")
+            given = message.get("headers")
+            headers = given
             if headers is None:
                 headers = []
             elif not isinstance(headers, list):
@@ -395,16 +397,15 @@ class _Call:
             self.app_headers = headers
             if self.tid_bytes is not None:
                 headers = [*headers, (TRANSACTION_ID_HEADER_BYTES, self.tid_bytes)]
-            if headers is not message.get("headers"):
+            if headers is not given:
                 message = {**message, "headers": headers}
             self.sent_headers = headers
             await self.app_send(message)
-        elif mtype == "http.response.pathsend" and not self.done:  # a file sent by the server: the last message
-            await self._send_last(message)
-        else:
+            return
+        elif mtype != "http.response.pathsend" or self.done:  # pathsend: a file sent by the server, the last message
             await self.app_send(message)
-
-    async def _send_last(self, message: Message) -> None:
+            return
+        # the last message of the response: send it, then the call is over
         try:
             await self.app_send(message)
         except Exception:  # the server could not send it: the client is gone
