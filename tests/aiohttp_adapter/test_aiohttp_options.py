@@ -125,6 +125,8 @@ def test_nothing_is_left_behind_and_nothing_global_is_replaced(
     stream, writer = kept[0]
     assert type(stream) is StreamReader and not middleware._READING  # the request's stream got its class back
     assert writer._on_chunk_sent is None  # the writer stopped teeing
+    # and has its headers hook back once they were sent: no call <-> writer cycle waits for the cyclic GC
+    assert writer._on_headers_sent is None
     for cls, name in ((web.StreamResponse, "write"), (web.StreamResponse, "write_eof"), (StreamReader, "read")):
         assert getattr(cls, name).__module__.startswith("aiohttp."), (cls, name)
 

@@ -47,11 +47,11 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple, cast
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.streams import StreamReader
-from multidict import CIMultiDict
+from multidict import CIMultiDict, istr
 
 from moesif_core import (
     CALLBACK_FAILED,
@@ -72,7 +72,6 @@ from moesif_core import (
     outgoing,
     transaction_id_for,
 )
-from moesif_core.capture import HeaderPairs
 
 from .version import __version__
 
@@ -92,6 +91,11 @@ DEFAULTS: Mapping[str, Any] = {"BATCH_SIZE": 100, "EVENT_BATCH_TIMEOUT": 2}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HeadersHook = Optional[Callable[["CIMultiDict[str]"], Awaitable[None]]]
 ChunkHook = Optional[Callable[[bytes], Awaitable[None]]]
+
+#: Header names as multidict keys that need no case folding per lookup.
+_TID_KEY = istr(TRANSACTION_ID_HEADER)
+_UPGRADE_KEY = hdrs.UPGRADE
+_time = time.time
 
 #: The request body taps of the calls in progress, with the stream's position when teeing began, by ``id()`` of the
 #: payload stream they tee (a ``StreamReader`` has ``__slots__``: no room for an attribute of ours, and no weak
@@ -175,10 +179,10 @@ class _Call:
 
     def __init__(self, mw: MoesifMiddleware, request: web.Request) -> None:
         self.request = request
-        self.request_time = time.time()
+        self.request_time = _time()
         tid: Optional[str] = None
         if mw.add_transaction_id:
-            tid = transaction_id_for(request.headers.get(TRANSACTION_ID_HEADER))
+            tid = transaction_id_for(request.headers.get(_TID_KEY))
         self.transaction_id = tid
         self.request_body: Optional[BodyTap] = None
         self.response_body: Optional[BodyTap] = None
@@ -210,16 +214,20 @@ class _Call:
         for name, value in self.extra_headers:
             headers[name] = value
         tid = self.transaction_id
-        if tid is not None and TRANSACTION_ID_HEADER not in headers:
+        if tid is not None and _TID_KEY not in headers:
             headers[TRANSACTION_ID_HEADER] = tid
 
     async def on_headers(self, headers: CIMultiDict[str]) -> None:
+        # headers go out once: the writer gets its hook back, which also ends the reference cycle call -> writer ->
+        # this hook -> call (the request and its writer are then freed without waiting for the cyclic GC)
+        prev = self.prev_headers_hook
+        self.writer._on_headers_sent = prev
         try:
             self.add_headers(headers)
         except Exception:
             logger.warning("moesif: could not add the response headers; the response is not affected", exc_info=True)
-        if self.prev_headers_hook is not None:
-            await self.prev_headers_hook(headers)
+        if prev is not None:
+            await prev(headers)
 
     async def on_chunk(self, chunk: bytes) -> None:
         tap = self.response_body
@@ -273,6 +281,7 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
         self._skip = validated.skip
         #: ``(setting name, RawCapture attribute, callback)`` for the callbacks that are set, in the core's order
         self._field_callbacks = field_callbacks(validated)
+        self._has_callbacks = self._skip is not None or bool(self._field_callbacks)
         #: early sampling and governance, decided by the core
         self.preapp = PreApp(self.agent)
         if validated.capture_outgoing_requests:  # the core logs a missing package or a failing start
@@ -284,7 +293,8 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
         logger.debug("moesif: moesif-aiohttp %s ready (%s)", __version__, validated.describe())
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.headers.get("Upgrade", "").lower() == "websocket":
+        upgrade = request.headers.get(_UPGRADE_KEY)
+        if upgrade is not None and upgrade.lower() == "websocket":
             return await handler(request)
         try:
             call = _Call(self, request)
@@ -316,7 +326,10 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
         except BaseException:  # cancelled (the client went away, with handler_cancellation): nothing can be awaited now
             self._end_cancelled(call)
             raise
-        await self._end(call, response)
+        if self._has_callbacks:
+            await self._end(call, response)
+        else:
+            self._end_plain(call, response)
         return response
 
     async def _decide(self, call: _Call, early: EarlyDecision) -> Optional[web.Response]:
@@ -369,6 +382,17 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
         except Exception:
             logger.warning("moesif: error while capturing the event; the request is not affected", exc_info=True)
 
+    def _end_plain(self, call: _Call, response: web.StreamResponse) -> None:
+        """:meth:`_end` for a response returned, without callbacks: nothing to await. Never raises."""
+        try:
+            call.stop_teeing()
+            if not response.prepared:
+                call.add_headers(response.headers)
+            if call.capture:
+                self.agent.capture(self._raw(call, response))
+        except Exception:
+            logger.warning("moesif: error while capturing the event; the request is not affected", exc_info=True)
+
     def _end_cancelled(self, call: _Call) -> None:
         """A cancelled call, recorded as 499 (nginx's "client closed request"), with the callbacks that need no
         awaiting (one that returns an awaitable gives nothing; an awaitable ``SKIP`` skips: the safe side). Never
@@ -406,13 +430,14 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
                 response_body.feed(body)
             elif isinstance(body, bytearray):
                 response_body.feed(bytes(body))
+        request_headers: Any = request.raw_headers  # bytes pairs (HeaderPairs names str ones): the worker decodes them
         return RawCapture(
             method=request.method,
             uri=_uri(request),
             request_time=call.request_time,
-            request_headers=cast(HeaderPairs, request.raw_headers),  # bytes pairs: the worker decodes them
+            request_headers=request_headers,
             request_body=request_body,
-            response_time=time.time(),
+            response_time=_time(),
             response_status=response.status,
             response_headers=tuple(response.headers.items()),
             response_body=response_body,
