@@ -410,3 +410,46 @@ def test_metadata_with_odd_keys_and_values_serialises_as_before() -> None:
     when = datetime.datetime(2025, 11, 25, 23, 1, 46)
     assert dumps([{"metadata": {1: "one", "at": when}}]) == b'[{"metadata":{"1":"one","at":"2025-11-25T23:01:46"}}]'
     assert dumps([{"metadata": {"n": 2**70}}]) == b'[{"metadata":{"n":1180591620717411303424}}]'
+
+
+def test_a_backing_off_worker_compacts_the_queue_and_captures_come_back_whole() -> None:
+    """While the collector is away the queue only grows: the worker that backs off turns what waits into bytes
+    (half the memory: twice as many captures fit in EVENT_QUEUE_MAX_BYTES) and they come out exactly as queued,
+    in order, also those queued meanwhile. A capture whose metadata cannot be compacted (a datetime) stays."""
+    import datetime
+
+    from moesif_core.queue import COMPACT_CHUNK, EventQueue
+
+    n = COMPACT_CHUNK + 50
+    queue = EventQueue(10 * n, 1 << 30, 100)
+
+    def capture(i: int, metadata: object = None) -> RawCapture:
+        return raw(
+            request_headers=[("HTTP_HOST", "localhost"), ("HTTP_USER_AGENT", f"client/{i}")],
+            wsgi_headers=True,
+            request_body=tap(b'{"a": %d}' % i),
+            response_headers=[("Content-Type", "application/json")],
+            response_body=tap(b"x" * 100, limit=10),
+            metadata=metadata if metadata is not None else {"n": i, "tags": ["a", 1.5, None, True]},
+            transaction_id=f"t-{i}",
+        )
+
+    when = datetime.datetime(2026, 1, 1)
+    for i in range(n):
+        assert queue.put(capture(i, {"at": when} if i == 7 else None))
+    full = queue.bytes
+    queue.compact(time.monotonic() + 30)
+    assert queue.bytes < full / 2
+    assert queue.put(capture(n))
+    queue.compact(time.monotonic() + 30)
+    first = queue.take(0)  # a batch taken between two rounds of compaction
+    assert queue.put(capture(n + 1))
+    queue.compact(time.monotonic() + 30)
+    out = first
+    while len(queue):
+        out += queue.take(0)
+    assert queue.bytes == 0
+    assert out == [capture(i, {"at": when} if i == 7 else None).freeze() for i in range(n + 2)]
+    event = builder().build(out[-1])
+    assert event is not None and event["request"]["body"] == {"a": n + 1}
+    assert event["response"]["body"] == base64.b64encode(b"x" * 10).decode()

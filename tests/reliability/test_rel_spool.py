@@ -281,7 +281,7 @@ def full_disk(path: Path) -> Iterator[str]:
 def test_full_disk_the_app_keeps_serving_and_drops_are_counted(
     tmp_path: Path, moesif_log: pytest.LogCaptureFixture
 ) -> None:
-    n = 800
+    n = 2000  # more than memory holds, even with the waiting captures compacted
     port = free_port()
     tag = uuid.uuid4().hex
     collector: Optional[Collector] = None

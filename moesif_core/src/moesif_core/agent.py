@@ -46,6 +46,8 @@ from .stats import Stats
 
 logger = logging.getLogger("moesif")
 
+#: A worker backing off compacts the captures queued meanwhile this often (seconds).
+COMPACT_EVERY = 1.0
 #: Drops are logged at most this often (seconds).
 DROP_LOG_INTERVAL = 60.0
 #: A worker building events hands the GIL over at least this often (seconds). Each hand-over costs both threads a
@@ -120,6 +122,8 @@ class Agent:
         self._running = False
         self._start_lock = threading.Lock()
         self._signal = threading.Condition(threading.Lock())
+        #: how many times :attr:`_signal` was notified (a backing-off worker that was compacting then sees it)
+        self._wakes = 0
         self._deadline: Optional[float] = None
         self._shutdown = False
         self._drop_lock = threading.Lock()
@@ -314,9 +318,20 @@ class Agent:
         return keep
 
     def _sleep(self, seconds: float) -> bool:
-        """Back off; a flush or shutdown wakes us early (``True``; the caller then re-checks its deadline)."""
-        with self._signal:
-            return self._signal.wait(seconds)
+        """Back off; a flush or shutdown wakes us early (``True``; the caller then re-checks its deadline). The
+        wait is first spent compacting what waits in the queue (the collector is away: it only grows)."""
+        end = time.monotonic() + seconds
+        wakes = self._wakes
+        while True:
+            self._queue.compact(end)
+            with self._signal:
+                if self._wakes != wakes:  # a flush or shutdown notified while we compacted
+                    return True
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return False
+                if self._signal.wait(min(remaining, COMPACT_EVERY)):
+                    return True
 
     def _notice_config_etag(self, result: SendResult) -> None:
         if result.config_etag and self.on_config_etag is not None:
@@ -412,6 +427,7 @@ class Agent:
             self._spool.kick()  # what is on disk is not waited for, but tried again now
         self._queue.hurry(True)
         with self._signal:
+            self._wakes += 1
             self._signal.notify_all()  # a worker backing off retries now, within the deadline
         try:
             while self.pending():
@@ -447,6 +463,7 @@ class Agent:
                 timeout,
             )
         with self._signal:
+            self._wakes += 1
             self._signal.notify_all()
         if self._spool is not None:
             self._spool.stop()
