@@ -76,21 +76,43 @@ def test_network_errors_never_raise_and_are_retryable(exc: Exception) -> None:
 def test_every_call_has_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[object] = []
 
-    def fake_request(self: requests.Session, method: str, url: str, **kw: object) -> requests.Response:
-        if url.startswith(BASE):  # other tests' background threads may call too
+    def fake_send(self: requests.adapters.HTTPAdapter, request: Any, **kw: object) -> requests.Response:
+        if request.url.startswith(BASE):  # other tests' background threads may call too
             seen.append(kw.get("timeout"))
         r = requests.Response()
         r.status_code = 200
         r._content = b""
         r._content_consumed = True
+        r.request = request
         return r
 
-    monkeypatch.setattr(requests.Session, "request", fake_request)
+    # where every call goes through, whether through Session.request or prepared once (event batches)
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", fake_send)
     c = client()
     c.send_events(b"[]")
     c.update_user({"user_id": "u"})
     c.get("/v1/config")
     assert len(seen) == 3 and all(isinstance(t, tuple) and all(t) for t in seen)
+
+
+@responses.activate
+def test_a_batch_goes_out_as_the_session_would_send_it_and_follows_a_redirect() -> None:
+    """Event batches are sent with headers prepared once per session: each batch carries its own length and body,
+    the session's headers and auth (a ~/.netrc entry) are there, and a redirect (a BASE_URI that moved) is
+    followed as Session.post follows it."""
+    responses.post(BASE + "/v1/events/batch", status=307, headers={"Location": BASE + "/v2/events/batch"})
+    responses.post(BASE + "/v2/events/batch", status=201)
+    c = client()
+    c.session.auth = ("user", "pass")
+    c._batch_template = None  # as after _settle_environment found a ~/.netrc entry
+    for payload in (b"[1]", b"[1, 2, 3]"):
+        assert c.send_events(payload).ok
+    sent = [call.request for call in own_calls() if call.request.url.endswith("/v2/events/batch")]
+    assert [gzip.decompress(r.body) for r in sent] == [b"[1]", b"[1, 2, 3]"]
+    for r in sent:
+        assert r.headers["Content-Length"] == str(len(r.body))
+        assert r.headers["Authorization"].startswith("Basic ")
+        assert r.headers["X-Moesif-Application-Id"] == "my-app-id" and r.headers["Content-Encoding"] == "gzip"
 
 
 @responses.activate
