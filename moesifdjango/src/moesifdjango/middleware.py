@@ -137,17 +137,15 @@ class moesif_middleware(DjangoProfileHelpers, FlushControl):
                 self._finish_sync(request, HttpResponseServerError(), pending, time.time())
             raise
         if pending is not None:
-            self._finish_sync(request, response, pending, time.time())
+            try:  # _finish_sync() written out: this is every request's path
+                recorder.record(request, response, pending, time.time())
+            except Exception:
+                logger.warning("moesif: error while capturing the event; the request is not affected", exc_info=True)
         return response
 
     def _finish_sync(self, request: HttpRequest, response: HttpResponseBase, pending: Pending, now: float) -> None:
-        recorder = self._recorder
         try:
-            if not recorder.apply_extras(response, pending):
-                return
-            values = recorder.values(request, response)
-            if values is not None:
-                recorder.finish(request, response, pending, values, now, recorder.may_load_user(request))
+            self._recorder.record(request, response, pending, now)
         except Exception:
             logger.warning("moesif: error while capturing the event; the request is not affected", exc_info=True)
 

@@ -63,7 +63,7 @@ class MoesifMiddlewarePre19(DjangoProfileHelpers, FlushControl):
         answer = blocked_response(blocked)
         with capture_internal_exceptions("capturing the event"):
             setattr(request, _STATE_ATTR, _DONE)
-            self._record(request, answer, pending, time.time())
+            self._recorder.record(request, answer, pending, time.time())
         return answer
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
@@ -75,15 +75,8 @@ class MoesifMiddlewarePre19(DjangoProfileHelpers, FlushControl):
             if pending is None:  # an earlier middleware answered before our process_request ran
                 pending = self._recorder.begin(request)
                 pending.request_time = now
-            self._record(request, response, pending, now)
+            self._recorder.record(request, response, pending, now)
         return response
-
-    def _record(self, request: HttpRequest, response: HttpResponseBase, pending: Pending, now: float) -> None:
-        recorder = self._recorder
-        if recorder.apply_extras(response, pending):
-            values = recorder.values(request, response)
-            if values is not None:
-                recorder.finish(request, response, pending, values, now, recorder.may_load_user(request))
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         """Listed in ``MIDDLEWARE`` (Django 1.10+): the two hooks around ``get_response``, as ``MiddlewareMixin``."""

@@ -97,6 +97,8 @@ def blocked_response(early: EarlyDecision) -> HttpResponse:
         return HttpResponse(status=early.status)
 
 
+#: The caller's transaction id header in ``request.META``.
+_INCOMING_TRANSACTION_KEY = "HTTP_X_MOESIF_TRANSACTION_ID"
 #: The transaction id header as Django's ``ResponseHeaders`` keys it.
 _TRANSACTION_ID_KEY = TRANSACTION_ID_HEADER.lower()
 
@@ -187,12 +189,17 @@ class Recorder:
             (getattr(settings, attr), name) for name, attr, _ in FIELD_CALLBACKS
         )
         self._any_value_callback = any(fn is not None for fn, _ in self._value_callbacks)
+        #: ``SKIP`` or a value callback is set: :meth:`values` has something to call
+        self._any_callback = settings.skip is not None or self._any_value_callback
 
     # -- before the view ---------------------------------------------------------------------------------------
 
     def begin(self, request: HttpRequest) -> Pending:
         """Take the arrival time and transaction id, and arrange the request body capture."""
-        pending = Pending(time.time(), self._transaction_id(request) if self.add_transaction_id else None)
+        pending = Pending(
+            time.time(),
+            transaction_id_for(request.META.get(_INCOMING_TRANSACTION_KEY)) if self.add_transaction_id else None,
+        )
         if self.body_limit is not None:
             try:
                 pending.request_body, pending.declared_size = capture_request_body(request, self.body_limit)
@@ -297,7 +304,7 @@ class Recorder:
     @staticmethod
     def _transaction_id(request: HttpRequest) -> str:
         """The core's rule: the caller's ``X-Moesif-Transaction-Id`` when it is a sane token, else a new id."""
-        return transaction_id_for(request.META.get("HTTP_X_MOESIF_TRANSACTION_ID"))
+        return transaction_id_for(request.META.get(_INCOMING_TRANSACTION_KEY))
 
     # -- the user's callbacks ----------------------------------------------------------------------------------
 
@@ -328,6 +335,15 @@ class Recorder:
 
     # -- after the view ----------------------------------------------------------------------------------------
 
+    def record(self, request: HttpRequest, response: HttpResponseBase, pending: Pending, now: float) -> None:
+        """After the view, not on an event loop: the rules' headers, ``SKIP`` and the value callbacks, then
+        :meth:`finish`. The calls that have nothing to do are skipped here: this runs on every request."""
+        if (pending.extra_headers or not pending.capture) and not self.apply_extras(response, pending):
+            return
+        values = self.values(request, response) if self._any_callback else _NONE
+        if values is not None:
+            self.finish(request, response, pending, values, now, True)
+
     def finish(
         self,
         request: HttpRequest,
@@ -335,14 +351,16 @@ class Recorder:
         pending: Pending,
         values: Values,
         response_time: float,
-        may_load_user: bool,
+        sync: bool,
     ) -> None:
-        """Add the transaction id header and queue the capture (for a streamed response: when it ends)."""
+        """Add the transaction id header and queue the capture (for a streamed response: when it ends). ``sync``:
+        not on an event loop, so a ``request.user`` not yet resolved may be (see :meth:`may_load_user`)."""
         user_id, company_id, session_token, metadata, api_version = values
+        has_session = request.__dict__.get("session") is not None  # no session (the common API call): no key
         if user_id is None:
-            user_id = user_id_from_request(request, may_load_user)
-        if session_token is None:
-            session_token = session_key(request)
+            user_id = user_id_from_request(request, sync and has_session and self.may_load_user(request))
+        if session_token is None and has_session:
+            session_token = session_key(request)  # after the user: loading it may drop a stale session's key
         tid = pending.transaction_id
         headers = _plain_headers(response)
         if tid is not None:
@@ -357,20 +375,25 @@ class Recorder:
             request_time=pending.request_time,
             request_headers=environ_header_pairs(meta),
             wsgi_headers=True,
-            request_body=pending.request_body,
             response_status=response.status_code,
             response_headers=list(headers._store.values()) if headers is not None else list(response.items()),
             peer_ip=meta.get("REMOTE_ADDR"),
-            user_id=user_id,
-            company_id=company_id,
-            session_token=session_token,
-            metadata=metadata,
-            api_version=api_version,
             transaction_id=tid,
             log_body=self.body_limit is not None,
-            blocked_by=pending.blocked_by,
-            weight=pending.weight,
         )
+        # The fields most calls leave ``None``, set only when they are not (~3,500 instructions fewer than passing all).
+        if pending.request_body is not None:
+            raw.request_body = pending.request_body
+        if user_id is not None:
+            raw.user_id = user_id
+        if session_token is not None:
+            raw.session_token = session_token
+        if values is not _NONE:
+            raw.company_id, raw.metadata, raw.api_version = company_id, metadata, api_version
+        if pending.blocked_by is not None:
+            raw.blocked_by = pending.blocked_by
+        if pending.weight is not None:
+            raw.weight = pending.weight
         if getattr(response, "streaming", False):
             attach(response, Finisher(self.agent, raw, pending.declared_size), self.body_limit)
             return
@@ -381,7 +404,8 @@ class Recorder:
             if tap.total:
                 raw.response_body = tap
         raw.response_time = response_time
-        seal_request_body(pending.request_body, pending.declared_size)
+        if pending.declared_size is not None:
+            seal_request_body(pending.request_body, pending.declared_size)
         self.agent.capture(raw)
 
     def may_load_user(self, request: HttpRequest) -> bool:
