@@ -196,11 +196,16 @@ class Recorder:
 
     def begin(self, request: HttpRequest) -> Pending:
         """Take the arrival time and transaction id, and arrange the request body capture."""
+        meta = request.META
         pending = Pending(
             time.time(),
-            transaction_id_for(request.META.get(_INCOMING_TRANSACTION_KEY)) if self.add_transaction_id else None,
+            transaction_id_for(meta.get(_INCOMING_TRANSACTION_KEY)) if self.add_transaction_id else None,
         )
-        if self.body_limit is not None:
+        if self.body_limit is not None and (  # a body declared or already read (a GET has none: no call)
+            meta.get("CONTENT_LENGTH")
+            or meta.get("HTTP_TRANSFER_ENCODING")
+            or request.__dict__.get("_body") is not None
+        ):
             try:
                 pending.request_body, pending.declared_size = capture_request_body(request, self.body_limit)
             except Exception:
@@ -356,8 +361,10 @@ class Recorder:
         """Add the transaction id header and queue the capture (for a streamed response: when it ends). ``sync``:
         not on an event loop, so a ``request.user`` not yet resolved may be (see :meth:`may_load_user`)."""
         user_id, company_id, session_token, metadata, api_version = values
-        has_session = request.__dict__.get("session") is not None  # no session (the common API call): no key
-        if user_id is None:
+        d = request.__dict__
+        has_session = d.get("session") is not None  # no session (the common API call): no key
+        # no ``request.user`` at all (no auth middleware, the common API call): no user
+        if user_id is None and (d.get("user") is not None or d.get("_acached_user") is not None):
             user_id = user_id_from_request(request, sync and has_session and self.may_load_user(request))
         if session_token is None and has_session:
             session_token = session_key(request)  # after the user: loading it may drop a stale session's key
