@@ -352,7 +352,11 @@ def test_a_batch_with_embedded_bodies_reads_as_the_parsed_one(metadata: object, 
 
     from moesif_core.jsoncodec import Embedded, dumps
 
-    body = b'{"id": 123456789012345678901234567890, "items": [{"a": 1.5}, "\u00e9"], "k": null}'
+    body = (
+        b'{"id": 123456789012345678901234567890, "items": [{"a": 1.5}, "\u00e9"], "k": null, "pad": "'
+        + b"x" * 300
+        + b'"}'
+    )
     capture = raw(
         request_body=tap(body), response_body=tap(b"[1, 2]"), metadata=metadata, transaction_id="t-1"
     ).freeze()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple, Union, cast
+from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple, Union
 
 from .body import TRUNCATED_METADATA_KEY, encode_body
 from .capture import Frozen, HeaderPairs, RawCapture
@@ -29,6 +29,9 @@ UNMASKABLE = "body masks are set and this body is not JSON, so it could not be m
 MASK_FAILED_METADATA_KEY = "moesif_mask_failed"
 
 _WSGI_UNPREFIXED = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
+#: JSON bodies from this size on are embedded serialised (``embed_bodies``); a smaller one is a few objects, fewer
+#: than the serialising would cost.
+EMBED_MIN_BYTES = 256
 
 
 def _text(value: Any) -> str:
@@ -72,7 +75,7 @@ def headers_dict(pairs: HeaderPairs, wsgi: bool = False) -> Dict[str, str]:
     if type(pairs) not in _PAIR_SEQUENCES and isinstance(pairs, Mapping):  # a WSGI environ copy, say
         items = pairs.items()
     else:
-        items = cast("Iterable[Tuple[Any, Any]]", pairs)
+        items = pairs  # type: ignore[assignment]
     names = _WSGI_NAME_CACHE
     for key, value in items:
         if wsgi:
@@ -209,11 +212,15 @@ class EventBuilder:
                 resp_body, resp_enc = _encode(response_body, cut)
         omitted: Optional[Dict[str, str]] = None
         if req_enc is not None:
-            req_body, req_enc = _finish_body(req_body, req_enc, self.request_body_masks, embed_bodies)
+            req_body, req_enc = _finish_body(
+                req_body, req_enc, self.request_body_masks, embed_bodies and len(request_body) >= EMBED_MIN_BYTES
+            )
             if req_enc is None:
                 omitted = {"request": UNMASKABLE}
         if resp_enc is not None:
-            resp_body, resp_enc = _finish_body(resp_body, resp_enc, self.response_body_masks, embed_bodies)
+            resp_body, resp_enc = _finish_body(
+                resp_body, resp_enc, self.response_body_masks, embed_bodies and len(response_body) >= EMBED_MIN_BYTES
+            )
             if resp_enc is None:
                 omitted = omitted or {}
                 omitted["response"] = UNMASKABLE

@@ -90,7 +90,7 @@ try:
 
     def loads(data: bytes) -> Any:
         """Parse JSON; raises ``ValueError`` (or ``RecursionError``) when it is not valid JSON."""
-        if _long_digits(data):  # a big integer orjson would turn into a float: the standard library keeps it exact
+        if len(data) >= 20 and _long_digits(data):  # a big integer orjson would make a float: json keeps it exact
             return _checked(json.loads(data), data)
         try:
             return orjson.loads(data)
