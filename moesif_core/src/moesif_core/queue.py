@@ -21,7 +21,7 @@ import time
 from collections import deque
 from typing import Deque, List, Union
 
-from .capture import FROZEN_SIZE, Frozen, RawCapture
+from .capture import FROZEN_FIELDS, FROZEN_SIZE, Frozen, RawCapture
 
 #: Longest a worker waits in one go (also caps absurd ``EVENT_BATCH_TIMEOUT`` values).
 MAX_WAIT = 3600.0
@@ -34,6 +34,18 @@ COMPACT_OVERHEAD = 48
 
 #: What the queue holds: a frozen capture, or one compacted to ``marshal`` bytes.
 Queued = Union[Frozen, bytes]
+
+
+_HEADER_FIELDS = (FROZEN_FIELDS.index("request_headers"), FROZEN_FIELDS.index("response_headers"))
+
+
+def _plain_headers(frozen: Frozen) -> Frozen:
+    """``frozen`` with header names and values of ``str`` subclasses as plain ``str`` (what the worker makes of
+    them anyway), which ``marshal`` can hold."""
+    fields = list(frozen)
+    for i in _HEADER_FIELDS:
+        fields[i] = tuple(str.__str__(x) if isinstance(x, str) and type(x) is not str else x for x in fields[i])
+    return tuple(fields)
 
 
 def _size(item: Queued) -> int:
@@ -127,12 +139,15 @@ class EventQueue:
                 saved = 0
                 for i in range(start, end):
                     item = items[i]
-                    if type(item) is bytes:
+                    if isinstance(item, bytes):
                         continue
                     try:
                         blob = marshal.dumps(item)
-                    except ValueError:
-                        continue
+                    except ValueError:  # a str subclass (aiohttp's istr header names), or metadata marshal refuses
+                        try:
+                            blob = marshal.dumps(_plain_headers(item))
+                        except ValueError:
+                            continue
                     items[i] = blob
                     saved += _size(item) - _size(blob)
                 self._bytes -= saved
