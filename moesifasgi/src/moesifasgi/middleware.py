@@ -21,7 +21,7 @@ import inspect
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote
 
 import anyio
@@ -372,7 +372,9 @@ class _Call:
             await self.mw._end(self)
         return message
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        """The app's ``send``. Not a coroutine itself: it hands back the server's ``send(message)`` for the app to
+        await (one coroutine less per message), but for the response's last message, after which the call ends."""
         mtype = message["type"]
         if mtype == "http.response.body":
             tap = self.response_body
@@ -381,9 +383,9 @@ class _Call:
                 if body:
                     tap.feed(body)
             if message.get("more_body", False) or self.done:
-                await self.app_send(message)
-                return
-        elif mtype == "http.response.start":
+                return self.app_send(message)
+            return self._send_last(message)
+        if mtype == "http.response.start":
             self.status = message["status"]
             given = message.get("headers")
             headers = given
@@ -400,12 +402,13 @@ class _Call:
             if headers is not given:
                 message = {**message, "headers": headers}
             self.sent_headers = headers
-            await self.app_send(message)
-            return
-        elif mtype != "http.response.pathsend" or self.done:  # pathsend: a file sent by the server, the last message
-            await self.app_send(message)
-            return
-        # the last message of the response: send it, then the call is over
+            return self.app_send(message)
+        if mtype == "http.response.pathsend" and not self.done:  # a file sent by the server: the last message
+            return self._send_last(message)
+        return self.app_send(message)
+
+    async def _send_last(self, message: Message) -> None:
+        """Send the response's last message; the call is then over."""
         try:
             await self.app_send(message)
         except Exception:  # the server could not send it: the client is gone
