@@ -163,7 +163,7 @@ class _Call:
 
     __slots__ = (
         "request",
-        "request_time",
+        "raw",
         "transaction_id",
         "request_body",
         "response_body",
@@ -173,24 +173,31 @@ class _Call:
         "prev_chunk_hook",
         "extra_headers",
         "capture",
-        "weight",
-        "blocked_by",
     )
 
     def __init__(self, mw: MoesifMiddleware, request: web.Request) -> None:
+        request_time = _time()
         self.request = request
-        self.request_time = _time()
         tid: Optional[str] = None
         if mw.add_transaction_id:
             tid = transaction_id_for(request.headers.get(_TID_KEY))
         self.transaction_id = tid
+        request_headers: Any = request.raw_headers  # bytes pairs (HeaderPairs names str ones): the worker decodes them
+        #: the capture, made now with what the request says (the rest is filled in when the call ends); sampling
+        #: and governance put the weight and the blocking rule's id in it
+        self.raw = RawCapture(
+            method=request.method,
+            uri=_uri(request),
+            request_time=request_time,
+            request_headers=request_headers,
+            transaction_id=tid,
+            log_body=mw.log_body,
+        )
         self.request_body: Optional[BodyTap] = None
         self.response_body: Optional[BodyTap] = None
         self.stream: Optional[StreamReader] = None
         self.extra_headers: List[Tuple[str, str]] = []
         self.capture = True
-        self.weight: Optional[int] = None
-        self.blocked_by: Optional[str] = None
         # the payload writer is this request's own: its hooks see this call's headers and body chunks only
         writer: Any = request.writer
         self.writer = writer
@@ -338,7 +345,7 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
         headers = lower_headers(request.headers.items())
         if not early.sample(request.method, request.path, headers, request.remote):
             call.capture = False
-        call.weight = early.weight
+        call.raw.weight = early.weight
         if not early.governs:
             return None
         body = None
@@ -355,11 +362,11 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
             company_id = await _awaited(
                 call_user(s.identify_company, "IDENTIFY_COMPANY", request, None), "IDENTIFY_COMPANY"
             )
-        early.govern(_uri(request), user_id, company_id, body)
+        early.govern(call.raw.uri, user_id, company_id, body)
         if not early.blocked:
             call.extra_headers = early.headers
             return None
-        call.blocked_by = early.blocked_by
+        call.raw.blocked_by = early.blocked_by
         return web.Response(status=early.status, headers=early.headers, body=early.body)
 
     async def _end(self, call: _Call, response: Optional[web.StreamResponse]) -> None:
@@ -430,20 +437,11 @@ class MoesifMiddleware(ProfileHelpers, AgentControls):
                 response_body.feed(body)
             elif isinstance(body, bytearray):
                 response_body.feed(bytes(body))
-        request_headers: Any = request.raw_headers  # bytes pairs (HeaderPairs names str ones): the worker decodes them
-        return RawCapture(
-            method=request.method,
-            uri=_uri(request),
-            request_time=call.request_time,
-            request_headers=request_headers,
-            request_body=request_body,
-            response_time=_time(),
-            response_status=response.status,
-            response_headers=tuple(response.headers.items()),
-            response_body=response_body,
-            peer_ip=request.remote,
-            transaction_id=call.transaction_id,
-            blocked_by=call.blocked_by,
-            weight=call.weight,
-            log_body=self.log_body,
-        )
+        raw = call.raw
+        raw.request_body = request_body
+        raw.response_time = _time()
+        raw.response_status = response.status
+        raw.response_headers = tuple(response.headers.items())
+        raw.response_body = response_body
+        raw.peer_ip = request.remote
+        return raw
