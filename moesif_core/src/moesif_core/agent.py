@@ -323,7 +323,8 @@ class Agent:
         end = time.monotonic() + seconds
         wakes = self._wakes
         while True:
-            self._queue.compact(end)
+            if self._deadline is None:  # not while a flush (at exit, say) waits: nothing will stay long then
+                self._queue.compact(end)
             with self._signal:
                 if self._wakes != wakes:  # a flush or shutdown notified while we compacted
                     return True
