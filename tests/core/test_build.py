@@ -354,7 +354,7 @@ def test_a_batch_with_embedded_bodies_reads_as_the_parsed_one(metadata: object, 
     from moesif_core.jsoncodec import Embedded, dumps
 
     body = (
-        b'{"id": 123456789012345678901234567890, "items": [{"a": 1.5}, "\u00e9"], "k": null, "pad": "'
+        b'{"id": 123456789012345678901234567890, "items": [{"a": 1.5}, "\\u00e9"], "k": null, "pad": "'
         + b"x" * 300
         + b'"}'
     )
@@ -463,3 +463,47 @@ def test_a_backing_off_worker_compacts_the_queue_and_captures_come_back_whole() 
     event = builder().build(out[-1])
     assert event is not None and event["request"]["body"] == {"a": n + 1}
     assert event["response"]["body"] == base64.b64encode(b"x" * 10).decode()
+
+
+def test_compaction_beside_puts_and_takes_loses_and_repeats_nothing() -> None:
+    """Request threads put, workers take batches and a backing-off worker compacts, all at once: every capture comes
+    out exactly once, whole, and the byte count goes back to zero."""
+    import threading
+
+    from moesif_core.queue import EventQueue
+
+    producers, per_producer = 3, 1500
+    queue = EventQueue(producers * per_producer, 1 << 30, 50)
+    taken: list[tuple[object, ...]] = []
+    done = threading.Event()
+
+    def produce(p: int) -> None:
+        for i in range(per_producer):
+            assert queue.put(raw(transaction_id=f"{p}-{i}", request_headers=[("HTTP_HOST", "h")], wsgi_headers=True))
+
+    def consume() -> None:
+        while not done.is_set() or len(queue):
+            batch = queue.take(0.01)
+            taken.extend(batch)
+            queue.done(len(batch))
+
+    def compact() -> None:
+        while not done.is_set():
+            queue.compact(time.monotonic() + 0.01)
+
+    workers = [threading.Thread(target=consume) for _ in range(2)] + [threading.Thread(target=compact)]
+    for t in workers:
+        t.start()
+    puts = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
+    for t in puts:
+        t.start()
+    for t in puts:
+        t.join()
+    done.set()
+    for t in workers:
+        t.join()
+    tid = FROZEN_FIELDS.index("transaction_id")
+    ids = sorted(str(frozen[tid]) for frozen in taken)
+    assert ids == sorted(f"{p}-{i}" for p in range(producers) for i in range(per_producer))
+    assert queue.bytes == 0 and queue.pending() == 0
+    assert all(isinstance(frozen, tuple) and frozen[FROZEN_FIELDS.index("uri")] for frozen in taken)
