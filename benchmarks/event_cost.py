@@ -355,7 +355,7 @@ def child_pause(framework: str, impl: str, uri: str, queued: int) -> Dict[str, A
             return
         deadline = time.monotonic() + 10
         queues = [a._queue for a in list(_AGENTS)]
-        while time.monotonic() < deadline and any(q._compacted < len(q) for q in queues):
+        while time.monotonic() < deadline and any(q.compactable() for q in queues):
             time.sleep(0.05)
 
     settled()

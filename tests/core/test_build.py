@@ -418,10 +418,10 @@ def test_metadata_with_odd_keys_and_values_serialises_as_before() -> None:
 
 
 def test_a_backing_off_worker_compacts_the_queue_and_captures_come_back_whole() -> None:
-    """While the collector is away the queue only grows: the worker that backs off turns what waits into bytes
-    (half the memory: twice as many captures fit in EVENT_QUEUE_MAX_BYTES) and they come out exactly as queued,
-    in order, also those queued meanwhile. A capture whose metadata cannot be compacted (a datetime) stays; header
-    names of a str subclass (aiohttp's istr) are compacted as plain text."""
+    """While the collector is away the queue only grows: the worker that backs off packs what waits (a fifth of
+    the memory or less: five times as many captures fit in EVENT_QUEUE_MAX_BYTES, or more) and they come out
+    exactly as queued, in order, also those queued meanwhile. A capture whose metadata cannot be packed (a
+    datetime) stays; header names of a str subclass (aiohttp's istr) are packed as plain text."""
     import datetime
 
     class Name(str):
@@ -429,8 +429,8 @@ def test_a_backing_off_worker_compacts_the_queue_and_captures_come_back_whole() 
 
     from moesif_core.queue import COMPACT_CHUNK, EventQueue
 
-    n = COMPACT_CHUNK + 50
-    queue = EventQueue(10 * n, 1 << 30, 100)
+    n = 3 * COMPACT_CHUNK + 50
+    queue = EventQueue(10 * n, 1 << 30, COMPACT_CHUNK)
 
     def capture(i: int, metadata: object = None) -> RawCapture:
         return raw(
@@ -448,7 +448,7 @@ def test_a_backing_off_worker_compacts_the_queue_and_captures_come_back_whole() 
         assert queue.put(capture(i, {"at": when} if i == 7 else None))
     full = queue.bytes
     queue.compact(time.monotonic() + 30)
-    assert queue.bytes < full / 2
+    assert queue.bytes < full / 5 and len(queue) == n and queue.pending() == n
     assert queue.put(capture(n))
     queue.compact(time.monotonic() + 30)
     first = queue.take(0)  # a batch taken between two rounds of compaction
@@ -463,6 +463,32 @@ def test_a_backing_off_worker_compacts_the_queue_and_captures_come_back_whole() 
     event = builder().build(out[-1])
     assert event is not None and event["request"]["body"] == {"a": n + 1}
     assert event["response"]["body"] == base64.b64encode(b"x" * 10).decode()
+
+
+def test_packed_captures_go_in_batches_of_at_most_batch_size() -> None:
+    """A pack is never split and never makes a batch longer than BATCH_SIZE (the collector's limit on one POST): a
+    batch that has begun ends before a pack that would not fit. Captures too few for a pack stay unpacked."""
+    import datetime
+
+    from moesif_core.queue import EventQueue
+
+    queue = EventQueue(1000, 1 << 30, 10)
+    odd = {"at": datetime.datetime(2026, 1, 1)}
+    for i in range(35):  # the first one cannot be packed: it stays, in front of the packs
+        assert queue.put(raw(transaction_id=f"t-{i}", metadata=odd if i == 0 else None))
+    full = queue.bytes
+    queue.compact(time.monotonic() + 30)
+    assert queue.bytes < full and len(queue) == 35
+    assert not queue.compactable()  # the last five are fewer than a pack
+    sizes, ids = [], []
+    while len(queue):
+        batch = queue.take(0)
+        queue.done(len(batch))
+        sizes.append(len(batch))
+        ids += [frozen[FROZEN_FIELDS.index("transaction_id")] for frozen in batch]
+    assert sizes == [1, 10, 10, 10, 4]
+    assert ids == [f"t-{i}" for i in range(35)]
+    assert queue.bytes == 0 and queue.pending() == 0
 
 
 def test_compaction_beside_puts_and_takes_loses_and_repeats_nothing() -> None:

@@ -41,14 +41,13 @@ QUEUE_EVENTS = QUEUE_BYTES // 1024
 
 
 def spool_settings(base_uri: str, spool: Path, **extra: Any) -> Dict[str, Any]:
-    return settings_for(
-        base_uri,
-        SPOOL_DIR=str(spool),
-        EVENT_QUEUE_MAX_BYTES=QUEUE_BYTES,
-        BATCH_SIZE=BATCH,
-        EVENT_WORKER_COUNT=WORKERS,
-        **extra,
-    )
+    given: Dict[str, Any] = {
+        "SPOOL_DIR": str(spool),
+        "EVENT_QUEUE_MAX_BYTES": QUEUE_BYTES,
+        "BATCH_SIZE": BATCH,
+        "EVENT_WORKER_COUNT": WORKERS,
+    }
+    return settings_for(base_uri, **{**given, **extra})
 
 
 def collector_on(port: int, tmp_path: Path) -> Collector:
@@ -281,13 +280,14 @@ def full_disk(path: Path) -> Iterator[str]:
 def test_full_disk_the_app_keeps_serving_and_drops_are_counted(
     tmp_path: Path, moesif_log: pytest.LogCaptureFixture
 ) -> None:
-    n = 2000  # more than memory holds, even with the waiting captures compacted
+    n = 800  # more than memory holds, even with the waiting captures packed (~100 bytes each)
     port = free_port()
     tag = uuid.uuid4().hex
     collector: Optional[Collector] = None
+    settings = spool_settings(f"http://127.0.0.1:{port}", tmp_path / "spool", EVENT_QUEUE_MAX_BYTES=16 * 1024)
     with full_disk(tmp_path / "spool") as kind:
         try:
-            with served("wsgi", spool_settings(f"http://127.0.0.1:{port}", tmp_path / "spool")) as app:
+            with served("wsgi", settings) as app:
                 hit(app.url, tag, n)  # every request answers promptly, whatever the disk does
                 counted = lambda: app.agent.snapshot()["queued"] + app.agent.snapshot()["dropped"]  # noqa: E731
                 wait_until(lambda: counted() == n, timeout=10, what="every capture accepted or dropped")
