@@ -375,6 +375,52 @@ def test_a_batch_with_embedded_bodies_reads_as_the_parsed_one(metadata: object, 
     assert json.dumps(sent) == json.dumps([parsed, parsed])
 
 
+def test_a_json_body_goes_into_the_batch_as_written_when_nothing_must_change_in_it() -> None:
+    """A worker's batch copies an unmasked JSON body of EMBED_MIN_BYTES or more in as the app wrote it (parsed only
+    to check it is JSON): the same JSON value as the parsed path, its own spacing and escapes, big integers exact.
+    Masks, a body orjson refuses (NaN, a lone surrogate) and a truncated body still go the parsed way."""
+    import json
+
+    from moesif_core.build import EMBED_MIN_BYTES
+    from moesif_core.jsoncodec import Embedded, dumps
+
+    pad = b"x" * EMBED_MIN_BYTES
+    written = b' {"id": 123456789012345678901234567890, "e": "\\u00e9\\/", "f": 1e2, "pad": "' + pad + b'"}\n'
+
+    def built(body: bytes, limit: int = 1 << 20, **kw: object) -> dict[str, object]:
+        capture = raw(request_body=tap(body, limit=limit), transaction_id="t-1").freeze()
+        event = builder(**kw).build(capture, embed_bodies=True)
+        assert event is not None
+        request = event["request"]
+        assert isinstance(request, dict)
+        return request
+
+    request = built(written)
+    assert isinstance(request["body"], Embedded) and request["body"].data == written
+    assert request["transfer_encoding"] == "json"
+    [sent] = json.loads(dumps([{"request": request}]))
+    assert sent["request"]["body"] == json.loads(written)  # the exact integer, "é/", 100.0
+
+    [sent] = json.loads(dumps([{"request": built(written, REQUEST_BODY_MASKS=["E"])}]))
+    assert sent["request"]["body"] == {k: v for k, v in json.loads(written).items() if k != "e"}
+
+    nan = b'{"n": NaN, "pad": "' + pad + b'"}'
+    [sent] = json.loads(dumps([{"request": built(nan)}]))
+    assert sent["request"]["body"] == {"n": None, "pad": pad.decode()}  # valid JSON in the batch, as before
+
+    surrogate = b'{"s": "\\\\ud800", "pad": "' + pad + b'"}'
+    assert built(surrogate)["transfer_encoding"] == "json"  # an escaped backslash: a plain string, kept as JSON
+    lone = b'{"s": "\\ud800", "pad": "' + pad + b'"}'
+    assert built(lone)["transfer_encoding"] == "base64"  # not a string UTF-8 can hold: not JSON, as before
+
+    cut = built(written, limit=EMBED_MIN_BYTES)
+    assert cut["transfer_encoding"] == "base64"
+
+    deep = b"[" * 255 + b"]" * 255 + b" " * EMBED_MIN_BYTES  # deeper than orjson writes: parsed and written again
+    body = built(deep)["body"]
+    assert isinstance(body, Embedded) and body.data == deep.strip()
+
+
 def test_a_queued_capture_is_not_walked_by_the_cyclic_gc() -> None:
     """What waits in the queue (20,000 captures while the collector is away) must not lengthen the app's full
     collections: once the GC has seen a frozen capture, it no longer tracks it."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any, List, Optional, Tuple
 
-from .jsoncodec import loads
+from .jsoncodec import Embedded, as_written, loads
 
 #: The ``metadata`` key that marks a body cut at ``MAX_BODY_SIZE``: ``{"request": <bytes seen>, ...}``.
 TRUNCATED_METADATA_KEY = "moesif_body_truncated"
@@ -63,6 +63,10 @@ class BodyTap:
         return self.chunks[0] if self.chunks else b""
 
 
+#: How a JSON object or array starts (after any whitespace): a body that starts otherwise is not parsed.
+_JSON_STARTS = (b"{", b"[")
+
+
 def encode_body(data: Optional[bytes], truncated: bool = False) -> Tuple[Any, Optional[str]]:
     """Return ``(body, transfer_encoding)`` for the event.
 
@@ -81,9 +85,17 @@ def encode_body(data: Optional[bytes], truncated: bool = False) -> Tuple[Any, Op
 def json_body(data: bytes) -> Any:
     """The JSON object or array a body holds, parsed; ``None`` when it holds none (the one rule for "is this body
     JSON", for events and for ``request.body.*`` governance rules alike)."""
-    if data.lstrip()[:1] not in (b"{", b"["):
+    if data.lstrip()[:1] not in _JSON_STARTS:
         return None
     try:
         return loads(data)
     except Exception:  # noqa: BLE001 - ValueError, UnicodeDecodeError, RecursionError: all mean "not JSON"
         return None
+
+
+def json_as_written(data: bytes) -> Optional[Embedded]:
+    """A JSON object or array body as its own bytes, for a batch to copy in (:func:`~moesif_core.jsoncodec.as_written`:
+    parsed only as the check); ``None`` when that check is not enough to tell, and :func:`json_body` decides."""
+    if data.lstrip()[:1] not in _JSON_STARTS:
+        return None
+    return as_written(data)

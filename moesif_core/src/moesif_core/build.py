@@ -8,12 +8,12 @@ import logging
 import time
 from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple, Union
 
-from .body import TRUNCATED_METADATA_KEY, encode_body
+from .body import TRUNCATED_METADATA_KEY, encode_body, json_as_written
 from .capture import Frozen, HeaderPairs, RawCapture
 from .event import EventModel, EventRequestModel, EventResponseModel
 from .identity import client_ip, user_from_headers
 from .ids import new_transaction_id
-from .jsoncodec import embed
+from .jsoncodec import Embedded, embed
 from .masking import mask_body, mask_headers, normalise
 from .settings import Settings
 from .timeutil import format_time
@@ -93,9 +93,16 @@ def headers_dict(pairs: HeaderPairs, wsgi: bool = False) -> Dict[str, str]:
     return out
 
 
-def _encode(data: Any, cut: bool) -> Tuple[Any, Optional[str]]:
-    """A frozen body's kept bytes (bytes, or the tap's bytearray) in their wire form."""
-    return encode_body(data if type(data) is bytes else bytes(data), cut)
+def _encode(data: Any, cut: bool, whole: bool = False) -> Tuple[Any, Optional[str]]:
+    """A frozen body's kept bytes (bytes, or the tap's bytearray) in their wire form. ``whole``: a JSON body may
+    go as written (:func:`~moesif_core.body.json_as_written`; a batch's body, unmasked, from
+    :data:`EMBED_MIN_BYTES` on)."""
+    data = data if type(data) is bytes else bytes(data)
+    if whole and not cut:
+        fragment = json_as_written(data)
+        if fragment is not None:
+            return fragment, "json"
+    return encode_body(data, cut)
 
 
 def _finish_body(body: Any, encoding: str, masks: FrozenSet[str], embed_bodies: bool) -> Tuple[Any, Optional[str]]:
@@ -103,6 +110,8 @@ def _finish_body(body: Any, encoding: str, masks: FrozenSet[str], embed_bodies: 
     a truncated document): sending it would send what the user asked to hide, so it is left out (the caller says
     why in the event)."""
     if encoding == "json":
+        if type(body) is Embedded:  # taken as written (no masks)
+            return body, encoding
         if masks:
             body = mask_body(body, masks)
         return (embed(body) if embed_bodies else body), encoding
@@ -203,13 +212,21 @@ class EventBuilder:
             if request_body is not None and request_body_total:
                 if request_body_total > len(request_body):
                     truncated = {"request": request_body_total}
-                req_body, req_enc = _encode(request_body, truncated is not None)
+                req_body, req_enc = _encode(
+                    request_body,
+                    truncated is not None,
+                    embed_bodies and not self.request_body_masks and len(request_body) >= EMBED_MIN_BYTES,
+                )
             if not head and response_body is not None and response_body_total:
                 cut = response_body_total > len(response_body)
                 if cut:
                     truncated = truncated or {}
                     truncated["response"] = response_body_total
-                resp_body, resp_enc = _encode(response_body, cut)
+                resp_body, resp_enc = _encode(
+                    response_body,
+                    cut,
+                    embed_bodies and not self.response_body_masks and len(response_body) >= EMBED_MIN_BYTES,
+                )
         omitted: Optional[Dict[str, str]] = None
         if req_enc is not None:
             req_body, req_enc = _finish_body(
