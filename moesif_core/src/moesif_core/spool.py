@@ -52,7 +52,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
-from .client import GZIP_LEVEL, IngestionClient, SendResult
+from .client import IngestionClient, SendResult, gzip_batch
 from .jsoncodec import dumps, loads
 from .queue import EventQueue
 from .retry import INITIAL_BACKOFF, MAX_SERVER_ERROR_ATTEMPTS, next_wait
@@ -314,7 +314,7 @@ class Spool:
         (or dropped it, counted, being larger than ``SPOOL_MAX_BYTES``); ``False``: the caller keeps it."""
         if not self.wants():
             return False
-        payload = gzip.compress(body, compresslevel=GZIP_LEVEL)
+        payload = gzip_batch(body)
         size = HEADER.size + len(payload)
         if size > self.max_bytes:
             self._note_drops(events, "a batch larger than SPOOL_MAX_BYTES")
@@ -576,7 +576,7 @@ class Spool:
             written: List[Entry] = []
             try:
                 for part in (events[:half], events[half:]):
-                    body = gzip.compress(dumps(part), compresslevel=GZIP_LEVEL)
+                    body = gzip_batch(dumps(part))
                     written.append(self.files.write(body, len(part), ts_ns=ts))
             except OSError:
                 # the whole batch stays in its file: a half written here as well would be sent twice
