@@ -272,6 +272,10 @@ class Agent:
         events: List[Dict[str, Any]] = []
         failed = sampled_out = 0
         build = self.builder.build
+        config, _ = self.remote.current()
+        # what the request path left undecided (the default config: everything, weight 1) is decided here, per
+        # event only when the config samples less than everything
+        sample_late = not config.samples_everything and config.known
         clock = time.perf_counter
         hand_over = clock() + GIL_HAND_OVER
         for raw in batch:
@@ -284,7 +288,7 @@ class Agent:
                 hand_over = clock() + GIL_HAND_OVER
             if event is None:
                 failed += 1
-            elif not raw[FROZEN_WEIGHT] and not self._sample_late(event):
+            elif sample_late and not raw[FROZEN_WEIGHT] and not self._sample_late(event):
                 sampled_out += 1
             else:
                 events.append(event)
