@@ -36,9 +36,9 @@ GZIP_LEVEL = 1
 
 
 def gzip_batch(body: bytes) -> bytes:
-    """``body`` as gzip at :data:`GZIP_LEVEL`, made in one zlib call (the header's time stamp 0: nothing reads it).
-    Why: ``gzip.compress`` with a time stamp makes a second pass for the CRC; each pass lets go of the GIL, and a
-    worker that wants it back waits for the app's thread to let go of it in turn (a forced switch both pay for)."""
+    """``body`` as gzip at :data:`GZIP_LEVEL`, made in one zlib call (the header's time stamp 0: nothing reads it),
+    where ``gzip.compress`` with a time stamp makes a second pass for the CRC: one pass and one GIL hand-over less
+    per batch (no CPU difference could be measured in an app's process; it is also the simpler call)."""
     return zlib.compress(body, GZIP_LEVEL, wbits=31)
 
 
