@@ -46,6 +46,37 @@ def test_collector_down_from_the_start_then_up(kind: str, tmp_path: Path) -> Non
             collector.stop()
 
 
+def test_a_longer_outage_packs_what_waits_and_all_of_it_arrives_once(kind: str, tmp_path: Path) -> None:
+    """Down long enough for the backing-off worker to pack the waiting captures (a batch's worth at a time,
+    compressed): they then hold a small part of their memory, and when the collector is back every one of them
+    arrives, once, with its own request's details."""
+    n = 60
+    port = free_port()
+    tag = uuid.uuid4().hex
+    with served(kind, settings_for(f"http://127.0.0.1:{port}", BATCH_SIZE=BATCH)) as app:
+        hit(app.url, tag, n)
+        queue = app.agent._queue
+        wait_until(lambda: not queue.compactable(), what="the waiting captures packed")
+        assert len(queue) >= n - 3 * BATCH  # (the workers hold a failed batch each)
+        assert queue.bytes < 250 * len(queue), (queue.bytes, len(queue))  # a frozen capture is counted ~1,100
+        collector = Collector(
+            port=port,
+            db_path=str(tmp_path / "late.db"),
+            config_file=str(tmp_path / "c.json"),
+            rules_file=str(tmp_path / "r.json"),
+        ).start()
+        try:
+            assert app.agent.flush(20)
+            seen = wait_all(collector, tag, n)
+            assert sorted(seen) == list(range(n)) and set(seen.values()) == {1}, seen
+            events = [e for e in collector.events() if tag in (e.get("request") or {}).get("uri", "")]
+            assert all(e["request"]["verb"] == "GET" and e["response"]["status"] == 200 for e in events)
+            snap = app.agent.snapshot()
+            assert snap["sent"] == n and snap["dropped"] == 0 and snap["failed"] == 0, snap
+        finally:
+            collector.stop()
+
+
 def test_500_for_the_first_batches_then_ok(kind: str, collector: Any) -> None:
     tag = uuid.uuid4().hex
     collector.set_faults("error500", times=3)
