@@ -55,6 +55,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def collector_on(port: int, tmp_path: Path, db: str = "events.db") -> Any:
+    """A real collector started on ``port`` (one the app was already told about), its files under ``tmp_path``."""
+    from moesif_collector import Collector
+
+    return Collector(
+        port=port,
+        db_path=str(tmp_path / db),
+        config_file=str(tmp_path / "c.json"),
+        rules_file=str(tmp_path / "r.json"),
+    ).start()
+
+
 def settings_for(base_uri: str, **extra: Any) -> Dict[str, Any]:
     s: Dict[str, Any] = {"APPLICATION_ID": APP_ID, "BASE_URI": base_uri, "EVENT_BATCH_TIMEOUT": 0.05}
     s.update(extra)

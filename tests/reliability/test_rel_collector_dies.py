@@ -7,27 +7,16 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from rel_support import free_port, hit, served, settings_for, wait_all, wait_until
-
-from moesif_collector import Collector
+from rel_support import collector_on, free_port, hit, served, settings_for, wait_all, wait_until
 
 N = 20
 BATCH = 5
 
 
-def _collector(port: int, tmp_path: Path) -> Collector:
-    return Collector(
-        port=port,
-        db_path=str(tmp_path / "events.db"),
-        config_file=str(tmp_path / "c.json"),
-        rules_file=str(tmp_path / "r.json"),
-    ).start()
-
-
 def test_collector_dies_mid_run_and_comes_back(tmp_path: Path) -> None:
     port = free_port()
     tag = uuid.uuid4().hex
-    first = _collector(port, tmp_path)
+    first = collector_on(port, tmp_path)
     second = None
     try:
         with served("wsgi", settings_for(first.url, BATCH_SIZE=BATCH)) as app:
@@ -37,7 +26,7 @@ def test_collector_dies_mid_run_and_comes_back(tmp_path: Path) -> None:
             # Down: every request still answers promptly (hit asserts each one under PROMPT seconds).
             hit(app.url, tag + "-down", N)
             wait_until(lambda: app.agent.snapshot()["retried"] >= 1, timeout=10, what="a failed attempt while down")
-            second = _collector(port, tmp_path)  # back: same port, same database file
+            second = collector_on(port, tmp_path)  # back: same port, same database file
             assert app.agent.flush(20)  # wakes the worker that is backing off
             before = wait_all(second, tag, N)
             during = wait_all(second, tag + "-down", N)

@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rel_support import KINDS, free_port, hit, served, settings_for, wait_all, wait_until
-
-from moesif_collector import Collector
+from rel_support import KINDS, collector_on, free_port, hit, served, settings_for, wait_all, wait_until
 
 N = 24
 BATCH = 5
@@ -29,12 +27,7 @@ def test_collector_down_from_the_start_then_up(kind: str, tmp_path: Path) -> Non
     with served(kind, settings_for(f"http://127.0.0.1:{port}", BATCH_SIZE=BATCH)) as app:
         hit(app.url, tag, N)  # every request answers promptly while nothing listens on the port
         wait_until(lambda: app.agent.snapshot()["retried"] >= 1, what="a failed attempt while down")
-        collector = Collector(
-            port=port,
-            db_path=str(tmp_path / "late.db"),
-            config_file=str(tmp_path / "c.json"),
-            rules_file=str(tmp_path / "r.json"),
-        ).start()
+        collector = collector_on(port, tmp_path, "late.db")
         try:
             assert app.agent.flush(20)  # wakes the worker that is backing off
             seen = wait_all(collector, tag, N)
@@ -59,12 +52,7 @@ def test_a_longer_outage_packs_what_waits_and_all_of_it_arrives_once(kind: str, 
         wait_until(lambda: not queue.compactable(), what="the waiting captures packed")
         assert len(queue) >= n - 3 * BATCH  # (the workers hold a failed batch each)
         assert queue.bytes < 250 * len(queue), (queue.bytes, len(queue))  # a frozen capture is counted ~1,100
-        collector = Collector(
-            port=port,
-            db_path=str(tmp_path / "late.db"),
-            config_file=str(tmp_path / "c.json"),
-            rules_file=str(tmp_path / "r.json"),
-        ).start()
+        collector = collector_on(port, tmp_path, "late.db")
         try:
             assert app.agent.flush(20)
             seen = wait_all(collector, tag, n)
