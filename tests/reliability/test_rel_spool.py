@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
-from rel_support import free_port, hit, ids_for, served, settings_for, wait_all, wait_until
+from rel_support import collector_on, free_port, hit, ids_for, served, settings_for, wait_all, wait_until
 
 from moesif_collector import Collector
 from moesif_core.spool import Entry, decode
@@ -48,10 +48,6 @@ def spool_settings(base_uri: str, spool: Path, **extra: Any) -> Dict[str, Any]:
         "EVENT_WORKER_COUNT": WORKERS,
     }
     return settings_for(base_uri, **{**given, **extra})
-
-
-def collector_on(port: int, tmp_path: Path) -> Collector:
-    return Collector(port=port, db_path=str(tmp_path / "collector.db")).start()
 
 
 def spool_files(spool: Path) -> List[Path]:
@@ -149,7 +145,7 @@ def test_outage_longer_than_memory_then_every_event_arrives_once(tmp_path: Path)
             assert snap["dropped"] == 0 and snap["spooled"] == n and snap["sent"] == 0, snap
             assert n > QUEUE_EVENTS * 3  # memory alone would have dropped most of them
 
-            collector = collector_on(port, tmp_path)
+            collector = collector_on(port, tmp_path, "collector.db")
             app.agent.flush(5)  # also makes the spool try now, not at the end of its backoff
             exactly_once(wait_all(collector, tag, n, timeout=60), n)
             wait_until(lambda: not spool_files(spool), timeout=20, what="the spool to empty")
@@ -186,7 +182,7 @@ def test_sigkill_during_the_outage_then_a_new_process_sends_what_was_spooled(tmp
         assert 0 <= lost <= QUEUE_EVENTS + WORKERS * BATCH, lost
         print(f"killed with {lost} of the last 300 events not yet on disk")
 
-        collector = collector_on(port, tmp_path)
+        collector = collector_on(port, tmp_path, "collector.db")
         with app_process(base, settings) as second:
             hit(second.url, "second", 1)  # its first capture starts its drainer
             wait_until(lambda: not spool_files(spool), timeout=30, what="the new process to empty the spool")
@@ -229,7 +225,7 @@ def test_two_processes_on_one_spool_send_each_event_once(tmp_path: Path) -> None
                 what="both outages on disk",
             )
             files = len(spool_files(spool))
-            collector = collector_on(port, tmp_path)
+            collector = collector_on(port, tmp_path, "collector.db")
             for app in (a, b):  # both drainers try now, from the oldest file on: they meet on every file
                 assert app.proc.stdin is not None
                 app.proc.stdin.write("flush\n")
@@ -298,7 +294,7 @@ def test_full_disk_the_app_keeps_serving_and_drops_are_counted(
                 fallbacks = [r for r in moesif_log.records if "keeping events in memory only" in r.getMessage()]
                 assert len(fallbacks) == 1 and fallbacks[0].levelno == logging.WARNING, fallbacks
 
-                up = collector = collector_on(port, tmp_path)
+                up = collector = collector_on(port, tmp_path, "collector.db")
                 app.agent.flush(10)
                 wait_until(
                     lambda: sum(ids_for(up.events(), tag).values()) >= snap["queued"],
